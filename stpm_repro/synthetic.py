@@ -43,10 +43,8 @@ def _pattern(style:str, u:np.ndarray, v:np.ndarray, period:float)->np.ndarray:
     if style == 'grid':
         distance_to_line = np.minimum(np.minimum(fu, 1-fu), np.minimum(fv, 1-fv))*period
         return np.clip(0.08*period + 0.5 - distance_to_line, 0, 1)
-    if style == 'dots':
-        distance_to_centre = np.sqrt((fu-0.5)**2 + (fv-0.5)**2)*period
-        return np.clip(0.28*period + 0.5 - distance_to_centre, 0, 1)
-    raise ValueError(f"unknown style {style!r}; choose one of {STYLES}")
+    distance_to_centre = np.sqrt((fu-0.5)**2 + (fv-0.5)**2)*period  # 'dots'
+    return np.clip(0.28*period + 0.5 - distance_to_centre, 0, 1)
 
 def _smooth_colour_field(rng:np.random.Generator, image_size:int, n_waves:int=3, amplitude:float=7.0)->np.ndarray:
     "(3,S,S) sum of low-frequency plane waves with random direction, phase and per-channel amplitude"

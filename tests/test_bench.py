@@ -1,0 +1,47 @@
+"The optimised training path gives the plain path's results, and `stpm-repro bench` writes a complete JSON file."
+import dataclasses, json, math
+
+import pytest
+import torch
+
+from stpm_repro.bench import check_bench, run_benchmark
+from stpm_repro.data import load_category
+from stpm_repro.evaluate import METRIC_KEYS, load_run, train_and_evaluate
+from stpm_repro.synthetic import make_synthetic_category
+from stpm_repro.train import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    "Small CPU work runs fastest, and least disturbed by other jobs, on one thread"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_precomputed_teacher_features_give_the_plain_paths_metrics(tmp_path):
+    make_synthetic_category(tmp_path/'data', 'synthetic_tiles', n_train=20, n_test_good=4, n_test_defect=6, image_size=64)
+    data = load_category(tmp_path/'data', 'synthetic_tiles', image_size=64, cache_dir=tmp_path/'cache', progress=False)
+    config = TrainConfig(category='synthetic_tiles', data_root=str(tmp_path/'data'), teacher='efficientnet_lite0',
+                         image_size=64, epochs=3, batch_size=8, seed=0, device='cpu')
+    runs = {p: tmp_path/f'precompute_{p}' for p in (True, False)}
+    metrics = {p: train_and_evaluate(dataclasses.replace(config, precompute_teacher=p), run, data=data, progress=False)
+               for p, run in runs.items()}
+    for key in METRIC_KEYS:
+        assert math.isfinite(metrics[True][key]) and metrics[True][key] == pytest.approx(metrics[False][key], abs=1e-4), key
+    maps = {p: load_run(run, device='cpu').score(data.test_images)[0] for p, run in runs.items()}
+    torch.testing.assert_close(maps[True], maps[False], rtol=1e-4, atol=1e-6)
+
+
+def test_run_benchmark_writes_every_field(tmp_path, monkeypatch):
+    monkeypatch.setenv('MVTEC_AD_ROOT', str(tmp_path))  # no category there: the benchmark generates a synthetic one
+    out = tmp_path/'results'/'bench.json'
+    with pytest.warns(UserWarning, match='synthetic category'):
+        result = run_benchmark('cpu', category='bottle', teacher='resnet18', image_size=64, epochs=1, batch_size=16,
+                               latency_repeats=3, out=out, progress=False, random_teacher=True)
+    written = check_bench(json.loads(out.read_text()))
+    assert written == json.loads(json.dumps(result))
+    assert (written['teacher'], written['teacher_weights'], written['data_source']['kind']) == ('resnet18', 'random', 'synthetic')
+    assert written['floor']['student_forward_gflops'] == pytest.approx(2*0.1145, rel=1e-3)  # ResNet-18 levels 2-4, 64 px
+    assert len(written['latency']['samples_ms']) == 3
