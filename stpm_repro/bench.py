@@ -388,6 +388,7 @@ def add_bench_parser(subparsers, # what `ArgumentParser.add_subparsers` returned
     p.add_argument('--peak-tflops', type=float, default=989.,
                    help='peak rate for the arithmetic floor (default: H100 SXM dense bf16, 989)')
     p.add_argument('--out', default='bench.json', help='JSON file to write (default: bench.json)')
+    p.add_argument('--quiet', action='store_true', help='no progress messages')
     return p
 
 def format_bench(result:dict)->str:
@@ -412,7 +413,7 @@ def bench_command(args:argparse.Namespace, # parsed `bench` arguments
                  ):
     "Run `stpm-repro bench`: benchmark, print a summary, write the JSON"
     result = run_benchmark(args.device, args.data_root, args.category, args.teacher, args.image_size, args.epochs,
-                           args.batch_size, args.latency_repeats, args.out, progress=not getattr(args, 'quiet', False),
+                           args.batch_size, args.latency_repeats, args.out, progress=not args.quiet,
                            random_teacher=args.random_teacher, peak_tflops=args.peak_tflops)
     print(format_bench(result))
     print(f"benchmark written to {args.out}")

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn, Tensor
+from torch import nn
 
 from .backbones import build_student, build_teacher
 from .bench import measure_latency
 from .cbam import ATTENTION_VARIANTS, pyramid_attention
 from .data import MVTEC_CATEGORIES
-from .distillation_losses import DISTILLATION_TERMS, cosine_distance_channel, distillation_loss, loss_weights
+from .distillation_losses import cosine_distance_channel, distillation_loss, loss_weights
 from .evaluate import load_model
 from .experiments import EXPERIMENTS, Experiment
 from .model import StudentTeacherModel, register_method
-from .train import TrainConfig, atomic_write_json, device_for, load_data
+from .train import TrainConfig, atomic_write_json, device_for, load_config, load_data
 
 # %% ../nbs/07b_dcam.ipynb 5
 DCAM_OPTIONS = {'attention': 'channel', # one of 'none', 'channel', 'spatial', 'both'
@@ -128,13 +128,14 @@ def weighted_latency(model, # a method model in eval mode, on its device
                      datasets:list, # `CategoryData` of the categories to time
                      repeats:int=20, # timed single-image calls per category
                      warmup:int=3, # untimed calls first, per category
-                    )->dict: # 'latency_ms' (weighted mean), 'per_category' medians, 'device', 'threads', 'repeats'
+                    )->dict: # 'latency_ms' (weighted mean), 'per_category' medians, 'n_test', 'device', 'threads', ...
     "Per-image latency of `predict` per category (median ms) and their mean weighted by test-set size"
     per_category = {d.category: measure_latency(model, d.test_images, repeats, warmup)['median_ms'] for d in datasets}
     sizes = {d.category: len(d.test_images) for d in datasets}
     mean = sum(per_category[c]*sizes[c] for c in per_category)/sum(sizes.values())
     return {'latency_ms': mean, 'per_category': per_category, 'n_test': sizes,
-            'device': str(next(model.parameters()).device), 'threads': torch.get_num_threads(), 'repeats': repeats}
+            'device': str(next(model.parameters()).device), 'threads': torch.get_num_threads(), 'repeats': repeats,
+            'warmup': warmup}
 
 # %% ../nbs/07b_dcam.ipynb 24
 def run_latency(run_dir, # a finished training run
@@ -143,9 +144,13 @@ def run_latency(run_dir, # a finished training run
                 repeats:int=20, warmup:int=3,
                )->dict: # `weighted_latency`'s result
     "Per-image latency of a run's best model on its categories, cached in `run_dir/latency_<device>.json`"
-    model, config = load_model(run_dir, device)
-    cached = Path(run_dir)/f"latency_{next(model.parameters()).device.type}.json"
-    if cached.exists(): return json.loads(cached.read_text())
+    config = load_config(run_dir)
+    config.device = device
+    cached = Path(run_dir)/f"latency_{device_for(config).type}.json"
+    if cached.exists():
+        result = json.loads(cached.read_text())
+        if (result.get('repeats'), result.get('warmup')) == (repeats, warmup): return result
+    model, _ = load_model(run_dir, device)
     datasets = load_data(config, progress=False) if data is None else data
     result = weighted_latency(model, datasets, repeats, warmup)
     atomic_write_json(cached, result)

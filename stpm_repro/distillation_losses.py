@@ -7,7 +7,6 @@ __all__ = ['DISTILLATION_TERMS', 'KL_TERMS', 'check_feature_pair', 'cosine_dista
            'kl_channel', 'kl_spatial', 'mse_map', 'loss_weights', 'distillation_loss']
 
 # %% ../nbs/02a_distillation_losses.ipynb 2
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['METRIC_KEYS', 'predict', 'load_model', 'evaluate_category', 'evaluate_run', 'train_and_evaluate', 'AnomalyScorer',
-           'load_run', 'plot_anomaly_maps']
+           'load_run', 'one_per_defect_type', 'plot_anomaly_maps']
 
 # %% ../nbs/09_evaluate.ipynb 2
 import json, time
@@ -155,7 +155,18 @@ def load_run(run_dir, # a finished training run
     model, config = load_model(run_dir, device)
     return AnomalyScorer(model, config, config.batch_size)
 
-# %% ../nbs/09_evaluate.ipynb 16
+# %% ../nbs/09_evaluate.ipynb 17
+def one_per_defect_type(data, # a `CategoryData`
+                        n:int, # how many indices at most
+                       )->list: # indices into `data.test_images`
+    "Up to `n` defective test images: the first of each defect type (in file order), then the others in order"
+    defective = torch.nonzero(data.test_labels).flatten().tolist()
+    first_of_type = {}
+    for i in defective: first_of_type.setdefault(data.test_defect_types[i], i)
+    firsts = list(first_of_type.values())
+    return (firsts + [i for i in defective if i not in firsts])[:n]
+
+# %% ../nbs/09_evaluate.ipynb 19
 def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
                       levels:list, # per level, (n,H,W) upsampled maps of one student
                       fused:torch.Tensor, # (n,H,W) fused maps

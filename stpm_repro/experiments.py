@@ -86,6 +86,8 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
                     data_root:str|None=None, # MVTec AD root; None reads `MVTEC_AD_ROOT`
                     device:str='auto',
                     teacher_dir='teachers', # Table 4: folder with `<teacher>_<dataset>.pt` classifier checkpoints
+                    wide_teacher:str|None=STPM_WIDE_TEACHER, # Table 1's second backbone; None leaves that row out
+                    imagenet_teacher:bool=True, # Table 4's ImageNet row; False leaves it out (no ImageNet weights at hand)
                     **overrides, # other `TrainConfig` fields for every run, e.g. batch_size=16
                    )->list: # of `Experiment`
     "The runs behind one table of Wang et al., 'Student-Teacher Feature Pyramid Matching' (2021)"
@@ -96,10 +98,10 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
     base = TrainConfig(**{'method': 'stpm', 'teacher': teacher, 'epochs': epochs, 'image_size': image_size,
                           'data_root': data_root, 'device': device, **overrides})
     rows = {'category': list(categories), 'seed': list(seeds)}
-    if table == 1: grid = {'teacher': list(dict.fromkeys([teacher, STPM_WIDE_TEACHER])), **rows}
+    if table == 1: grid = {'teacher': list(dict.fromkeys([teacher] + ([wide_teacher] if wide_teacher else []))), **rows}
     elif table == 2: grid = rows
     elif table == 3: grid = {'levels': list(STPM_LEVEL_SETS), **rows}
-    elif table == 4: grid = {'teacher_checkpoint': [None, *_stpm_teacher_checkpoints(teacher_dir, teacher)], **rows}
+    elif table == 4: grid = {'teacher_checkpoint': [None]*imagenet_teacher + _stpm_teacher_checkpoints(teacher_dir, teacher), **rows}
     elif table == 5: grid = {'method': ['stpm', 'spade'], 'train_fraction': list(STPM_TRAIN_FRACTIONS), **rows}
     else: raise ValueError(f"the STPM paper has tables 1 to 5; got table {table!r}")
     return [Experiment(f'stpm_table{table}', base, grid)]
@@ -310,7 +312,7 @@ SUMMARY_COLUMNS = ['experiment', 'method', 'category', 'teacher', 'levels', 'tra
 
 def add_reproduce_parser(subparsers):
     "Add the `reproduce` command to an argparse subparsers object"
-    p = subparsers.add_parser('reproduce', conflict_handler='resolve',
+    p = subparsers.add_parser('reproduce',
                               help="run a paper's table (the missing runs of it), resumable and shardable")
     p.add_argument('--paper', default='stpm', choices=sorted(EXPERIMENTS))
     p.add_argument('--table', type=int, required=True, help="the table's number in the paper")

@@ -75,11 +75,13 @@ def _levels(levels)->tuple:
 
 STPM_TEACHER_ROWS = {'resnet18': 'stpm_resnet18', 'wide_resnet50_2': 'stpm_wrn50'}
 
-def stpm_row(run:pd.Series)->str|None:
+def stpm_row(run:pd.Series, # one run's config fields and metrics
+             teacher_rows:dict=STPM_TEACHER_ROWS, # backbone -> published row it is compared with
+            )->str|None:
     "STPM Tables 1-2: plain STPM (levels 2-4, all training images, ImageNet teacher) keyed by its backbone"
     plain = (_field(run, 'method') == 'stpm' and _levels(_field(run, 'levels')) == (2, 3, 4)
              and float(_field(run, 'train_fraction')) == 1.0 and _field(run, 'teacher_checkpoint') is None)
-    return STPM_TEACHER_ROWS.get(_field(run, 'teacher')) if plain else None
+    return teacher_rows.get(_field(run, 'teacher')) if plain else None
 
 def et_stpm_row(run:pd.Series)->str|None:
     "ET-STPM Tables II-III: an STPM run whose teacher is a local (fine-tuned) checkpoint, not one of STPM Table 4's"
