@@ -122,7 +122,7 @@ def train_and_evaluate(config:TrainConfig, # what to train
     train(config, run_dir, data=data, progress=progress)
     return evaluate_run(run_dir, data=data, progress=progress)
 
-# %% ../nbs/09_evaluate.ipynb 13
+# %% ../nbs/09_evaluate.ipynb 15
 class AnomalyScorer:
     "Score images with a trained run: `scorer.score_files(paths)` or `scorer.score_folder(folder)`"
     def __init__(self, model, config:TrainConfig, batch_size:int=32):
@@ -155,7 +155,7 @@ def load_run(run_dir, # a finished training run
     model, config = load_model(run_dir, device)
     return AnomalyScorer(model, config, config.batch_size)
 
-# %% ../nbs/09_evaluate.ipynb 17
+# %% ../nbs/09_evaluate.ipynb 19
 def one_per_defect_type(data, # a `CategoryData`
                         n:int, # how many indices at most
                        )->list: # indices into `data.test_images`
@@ -166,7 +166,7 @@ def one_per_defect_type(data, # a `CategoryData`
     firsts = list(first_of_type.values())
     return (firsts + [i for i in defective if i not in firsts])[:n]
 
-# %% ../nbs/09_evaluate.ipynb 19
+# %% ../nbs/09_evaluate.ipynb 21
 def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
                       levels:list, # per level, (n,H,W) upsampled maps of one student
                       fused:torch.Tensor, # (n,H,W) fused maps
