@@ -18,7 +18,8 @@ from .data import load_category, normalize, read_image
 from .fusion import FUSIONS, gaussian_smooth, image_scores, upsample_maps
 from .metrics import evaluate_maps
 from .model import build_model
-from .train import TrainConfig, atomic_write_json, atomic_write_text, device_for, load_config, load_data, train
+from .train import (TrainConfig, atomic_write_json, atomic_write_text, device_for, load_config, load_data,
+                              load_trainable_state_dict, train)
 
 # %% ../nbs/09_evaluate.ipynb 5
 @torch.no_grad()
@@ -55,7 +56,7 @@ def load_model(run_dir, # a finished training run
                                 f"same --out to resume it")
     if device is not None: config.device = device
     model = build_model(config)
-    model.load_state_dict(torch.load(best, map_location='cpu')['model'])
+    load_trainable_state_dict(model, torch.load(best, map_location='cpu')['model'], best)
     return model.to(device_for(config)).eval(), config
 
 # %% ../nbs/09_evaluate.ipynb 9

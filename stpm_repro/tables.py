@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['PAPERS', 'METRICS', 'RESULT_COLUMNS', 'TEXTURES', 'OBJECTS', 'TABLE_CATEGORIES', 'STPM_TEACHER_ROWS', 'DEFAULT_ROWS',
-           'TABLE_METRICS', 'COMPARISON_COLUMNS', 'METRIC_LABELS', 'validate_paper_results', 'paper_results',
-           'stpm_row', 'et_stpm_row', 'dcam_row', 'compare_table', 'to_markdown', 'paper_layout']
+           'TABLE_METRICS', 'COMPARISON_COLUMNS', 'METRIC_LABELS', 'LAYOUT_COLUMNS', 'validate_paper_results',
+           'paper_results', 'stpm_row', 'et_stpm_row', 'dcam_row', 'compare_table', 'to_markdown', 'paper_layout']
 
 # %% ../nbs/13_tables.ipynb 2
 import dataclasses, importlib.resources, re
@@ -184,19 +184,20 @@ def to_markdown(df:pd.DataFrame, # any frame; its index is not shown
 
 # %% ../nbs/13_tables.ipynb 31
 METRIC_LABELS = {'image_auroc': 'image AUROC', 'pixel_auroc': 'AUROC', 'pro': 'PRO', 'latency_ms': 'latency (ms)'}
+LAYOUT_COLUMNS = {'paper': 'paper', 'ours': 'ours_mean', '±': 'ours_std', 'diff': 'diff'} # column suffix: comparison field
 
 def paper_layout(comparison:pd.DataFrame, # a `compare_table` result
                  row:str='stpm_resnet18', # which published row to lay out
                  metrics:tuple=('pro', 'pixel_auroc'), # metric column pairs, in this order
                 )->pd.DataFrame: # one line per category, then 'mean'
-    "One row of a comparison as the paper prints it: categories down, '<metric> paper' and '<metric> ours' across"
+    "One row of a comparison as the paper prints it: categories down; '<metric> paper/ours/±/diff' across"
     part = comparison[comparison.row == row]
     if part.empty: raise ValueError(f"row {row!r} is not in this comparison; it has {sorted(set(comparison.row))}")
     cells = part.set_index(['category', 'metric'])
     categories = TABLE_CATEGORIES + ('mean',)
     out = pd.DataFrame({'category': categories})
     for metric in metrics:
-        for column, source in (('paper', 'paper'), ('ours', 'ours_mean')):
+        for column, source in LAYOUT_COLUMNS.items():
             out[f'{METRIC_LABELS[metric]} {column}'] = [cells[source].get((c, metric), np.nan) for c in categories]
     out['note'] = [cells.note.get((c, metrics[-1]), '') if c == 'mean' else '' for c in categories]
     return out

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'atomic_write_json', 'atomic_write_text', 'atomic_torch_save', 'device_for', 'prepare_run_dir',
-           'load_config', 'split_indices', 'load_data', 'training_images', 'teacher_features', 'validation_loss',
-           'train']
+           'load_config', 'split_indices', 'load_data', 'training_images', 'teacher_features', 'trainable_state_dict',
+           'load_trainable_state_dict', 'validation_loss', 'train']
 
 # %% ../nbs/08_train.ipynb 2
 import dataclasses, json, os, tempfile, time
@@ -152,6 +152,26 @@ def teacher_features(model, # a method model (`build_model`)
     return [torch.cat(level) for level in zip(*chunks)]
 
 # %% ../nbs/08_train.ipynb 17
+def _frozen_prefixes(model)->tuple:
+    return tuple(f'{name}.' for name, module in model.named_modules() if name and getattr(module, 'frozen', False))
+
+def trainable_state_dict(model:torch.nn.Module)->dict:
+    "`model.state_dict()` without its frozen pyramids (the teachers, which the config rebuilds)"
+    frozen = _frozen_prefixes(model)
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(frozen)}
+
+def load_trainable_state_dict(model:torch.nn.Module, state:dict, # what `trainable_state_dict` (or `state_dict`) gave
+                              source, # the file it came from, for the error message
+                             ):
+    "Load a checkpoint of the trainable part of `model`, with an error naming `source` when it does not fit"
+    try: missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e: missing, unexpected = [str(e).splitlines()[-1].strip()], []
+    missing = [k for k in missing if not k.startswith(_frozen_prefixes(model))]
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit this model (missing or wrong: {missing[:3]}, unexpected: {unexpected[:3]}); "
+                         "it was written by another method or config: train again in a new run folder")
+
+# %% ../nbs/08_train.ipynb 20
 def _batches(n, batch_size, generator=None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
@@ -196,7 +216,7 @@ def train(config:TrainConfig, # what to train
     state = {'epoch': 0, 'history': [], 'best_val_loss': float('inf'), 'best_epoch': None, 'train_seconds': 0.}
     if (run_dir/'last.pt').exists():
         last = torch.load(run_dir/'last.pt', map_location=device, weights_only=False)
-        model.load_state_dict(last['model']); optimizer.load_state_dict(last['optimizer'])
+        load_trainable_state_dict(model, last['model'], run_dir/'last.pt'); optimizer.load_state_dict(last['optimizer'])
         generator.set_state(last['generator']); state = last['state']
     bar = tqdm(range(state['epoch'], config.epochs), initial=state['epoch'], total=config.epochs,
                desc=f"{config.method} {config.category}", disable=not progress, unit='epoch')
@@ -216,9 +236,9 @@ def train(config:TrainConfig, # what to train
         state['history'].append({'epoch': epoch + 1, 'train_loss': train_loss, 'val_loss': val_loss})
         if val_loss < state['best_val_loss']:
             state.update(best_val_loss=val_loss, best_epoch=epoch + 1)
-            atomic_torch_save({'model': model.state_dict(), 'epoch': epoch + 1, 'val_loss': val_loss}, run_dir/'best.pt')
+            atomic_torch_save({'model': trainable_state_dict(model), 'epoch': epoch + 1, 'val_loss': val_loss}, run_dir/'best.pt')
         state['epoch'] = epoch + 1
-        atomic_torch_save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+        atomic_torch_save({'model': trainable_state_dict(model), 'optimizer': optimizer.state_dict(),
                            'generator': generator.get_state(), 'state': state}, run_dir/'last.pt')
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", best=state['best_epoch'])
     summary = {'best_epoch': state['best_epoch'], 'best_val_loss': state['best_val_loss'], 'epochs': config.epochs,
