@@ -5,6 +5,7 @@
 # %% ../nbs/07a_rstpm.ipynb 2
 from __future__ import annotations
 import dataclasses, itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,20 +14,21 @@ from torch import nn, Tensor
 
 from .attention import ATTENTION_APPLY, ATTENTION_SITES, AttentiveStudent
 from .backbones import BACKBONES, build_student, build_teacher
-from .data import MVTEC_CATEGORIES
+from .data import MVTEC_CATEGORIES, normalize
 from .decoder import ReconstructionDecoder
-from .evaluate import predict
-from .experiments import EXPERIMENTS, Experiment
+from .evaluate import load_model, predict
+from .experiments import EXPERIMENTS, Experiment, _flatten
 from .fusion import FUSIONS, gaussian_smooth
 from .losses import normalized_distance_map, stpm_loss
 from .metrics import evaluate_maps
 from .model import StudentTeacherModel, register_method
-from .tables import COMPARISON_COLUMNS, TABLE_CATEGORIES, _our_cells, compare_table, paper_results
-from .train import TrainConfig
+from .tables import COMPARISON_COLUMNS, TABLE_CATEGORIES, _field, _our_cells, compare_table, paper_results
+from .train import TrainConfig, load_data
 
 # %% auto 0
-__all__ = ['RSTPM_OPTIONS', 'RSTPM_SECOND_TEACHERS', 'RSTPM_TABLE_METRICS', 'RSTPM', 'rstpm_options', 'decoder_widths',
-           'build_rstpm', 'rstpm_map_subsets', 'map_ablation', 'rstpm_experiment', 'rstpm_row', 'rstpm_comparison']
+__all__ = ['RSTPM_OPTIONS', 'RESOLUTIONS', 'RSTPM_TEACHER_PAIRS', 'RSTPM_TABLE_METRICS', 'RSTPM', 'rstpm_options',
+           'decoder_widths', 'build_rstpm', 'attention_maps', 'model_levels', 'resolution_subsets', 'rstpm_map_subsets',
+           'map_ablation', 'rescore_runs', 'rstpm_experiment', 'rstpm_row', 'rstpm_comparison']
 
 # %% ../nbs/07a_rstpm.ipynb 5
 class RSTPM(StudentTeacherModel):
@@ -118,20 +120,57 @@ def build_rstpm(config)->RSTPM:
     return RSTPM(teacher1, student1, teacher2, decoder, fusion, config.smoothing_sigma, options['attention_at_test'])
 
 # %% ../nbs/07a_rstpm.ipynb 21
+@torch.no_grad()
+def attention_maps(model:RSTPM, # a model in eval mode, built with attention
+                   images:Tensor, # (N,3,H,W) uint8 images
+                   student:int=1, # 1: the gates teacher 1 gives student 1; 2: those teacher 2 gives the decoder
+                   level:int|None=None, # one of the matched levels; None: the highest resolution (the first)
+                   batch_size:int=32,
+                  )->Tensor: # (N,h_l,w_l) attention in (0,1), on the CPU
+    "The one-channel attention map a teacher gives one student at one level"
+    if not isinstance(model, RSTPM): raise TypeError(f"attention maps are RSTPM's; got a {type(model).__name__}")
+    if student not in (1, 2): raise ValueError(f"student must be 1 or 2, got {student!r}")
+    if not (isinstance(model.student1, AttentiveStudent) if student == 1 else model.decoder.attention is not None):
+        raise ValueError(f"student {student} of this model has no attention (it was built with options.attention=False)")
+    levels = tuple(model.student1.levels)
+    level = levels[0] if level is None else level
+    if level not in levels: raise ValueError(f"level {level!r} is not one of the matched levels {levels}")
+    device, out = next(model.parameters()).device, []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size], device)
+        if student == 1: maps = model.student1.attention_maps(model.teacher1(x)[:len(levels)])
+        else: maps = model.decoder.attention_maps(model.teacher2(x))
+        out.append(maps[levels.index(level)][:, 0].float().cpu())
+    return torch.cat(out)
+
+# %% ../nbs/07a_rstpm.ipynb 25
+RESOLUTIONS = {2: '1/4', 3: '1/8', 4: '1/16', 5: '1/32'} # level -> the resolution of its map, as the paper names it
+
+def model_levels(model)->tuple:
+    "The matched levels of an RSTPM model (its student 1's) or of a one-student model such as STPM"
+    student = model.student1 if isinstance(model, RSTPM) else getattr(model, 'student', None)
+    if student is None: raise TypeError(f"a {type(model).__name__} has neither `student1` nor `student`")
+    return tuple(student.levels)
+
+def resolution_subsets(model)->dict:
+    "Table 3's subsets of a model's maps: every student at one resolution alone ('1/4', ...), then 'fused'"
+    levels, students = model_levels(model), (0, 1) if isinstance(model, RSTPM) else (0,)
+    return {**{RESOLUTIONS[l]: (students, (l,)) for l in levels}, 'fused': (students, levels)}
+
 def rstpm_map_subsets(levels:tuple=(2, 3, 4))->dict:
     "Named subsets of RSTPM's maps: {name: (students, levels)}, student 0 = STPM's, 1 = the reconstruction student"
     subsets = {'student 1': ((0,), levels), 'student 2': ((1,), levels), 'students 1+2': ((0, 1), levels)}
     subsets.update({f'students 1+2, level {l} only': ((0, 1), (l,)) for l in levels})
     return subsets
 
-def map_ablation(model:RSTPM, # a trained model in eval mode
+def map_ablation(model, # a trained RSTPM or STPM model in eval mode
                  data, # the category's `CategoryData`
-                 subsets:dict|None=None, # {name: (students, levels)}; default `rstpm_map_subsets`
+                 subsets:dict|None=None, # {name: (students, levels)}; default `rstpm_map_subsets` (RSTPM), `resolution_subsets`
                  batch_size:int=32,
                 )->pd.DataFrame: # one row per subset: name, students, levels, image_auroc, pixel_auroc, pro
-    "Test-set metrics of the model's fused map when only some of its six maps are used"
-    levels = tuple(model.student1.levels)
-    subsets = rstpm_map_subsets(levels) if subsets is None else subsets
+    "Test-set metrics of the model's fused map when only some of its maps are used"
+    levels = model_levels(model)
+    if subsets is None: subsets = rstpm_map_subsets(levels) if isinstance(model, RSTPM) else resolution_subsets(model)
     out = predict(model, data.test_images, batch_size, with_levels=True)
     masks = data.test_masks.to(out['maps'].device)
     rows = []
@@ -142,17 +181,42 @@ def map_ablation(model:RSTPM, # a trained model in eval mode
                      **{k: float(v) for k, v in metrics.items()}})
     return pd.DataFrame(rows)
 
-# %% ../nbs/07a_rstpm.ipynb 25
-RSTPM_SECOND_TEACHERS = ('resnet18', 'resnet50', 'wide_resnet50_2') # Table 4's second teachers (our reading)
+# %% ../nbs/07a_rstpm.ipynb 29
+def rescore_runs(run_dirs, # finished runs (e.g. `store.run_dir(run_id)` of a table's records)
+                 subsets=resolution_subsets, # model -> {name: (students, levels)}
+                 device:str|None=None, # overrides the runs' device
+                 batch_size:int=32,
+                )->pd.DataFrame: # one line per run, category and subset: run_id, config fields, subset, students, levels, metrics
+    "`map_ablation` of every run in `run_dirs` (no training), with each run's config fields beside the metrics"
+    rows = []
+    for run_dir in map(Path, run_dirs):
+        model, config = load_model(run_dir, device)
+        fields = {k: v for k, v in _flatten(config.to_dict()).items() if k not in ('category', 'levels', 'device', 'data_root')}
+        for data in load_data(config, progress=False):
+            for row in map_ablation(model, data, subsets(model), batch_size).to_dict('records'):
+                rows.append({'run_id': run_dir.name, **fields, 'category': data.category, **row})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07a_rstpm.ipynb 33
+RSTPM_TEACHER_PAIRS = (('resnet18', 'resnet18'), ('resnet50', 'resnet50'), ('resnet18', 'resnet50')) # Table 4: (teacher 1, teacher 2)
+
+def _teacher_pairs(pairs)->list:
+    "`pairs` as a list of (teacher 1, teacher 2) backbone names, checked"
+    pairs = [tuple(p) for p in pairs]
+    bad = [p for p in pairs if len(p) != 2 or not all(isinstance(t, str) and t in BACKBONES for t in p)]
+    if not pairs or bad:
+        raise ValueError(f"teacher_pairs must be (teacher 1, teacher 2) pairs of backbone names (registered: "
+                         f"{', '.join(sorted(BACKBONES))}); got {bad or pairs!r}")
+    return list(dict.fromkeys(pairs))
 
 def rstpm_experiment(table:int, # table number of the RSTPM paper, 1-5
                      categories=MVTEC_CATEGORIES, # categories (rows of the per-category tables)
                      epochs:int=100, seeds=(0,), image_size:int=256,
-                     teacher:str='resnet18', # teacher 1 (and student 1's architecture)
+                     teacher:str='resnet18', # teacher 1 (and student 1's architecture) of the default runs
                      second_teacher:str='resnet50', # teacher 2 of the default runs
                      data_root:str|None=None, # MVTec AD root; None reads `MVTEC_AD_ROOT`
                      device:str='auto',
-                     second_teachers=RSTPM_SECOND_TEACHERS, # Table 4's teacher 2 choices
+                     teacher_pairs=RSTPM_TEACHER_PAIRS, # Table 4's (teacher 1, teacher 2) pairs
                      **overrides, # other `TrainConfig` fields for every run, e.g. batch_size=16
                     )->list: # of `Experiment`
     "The runs behind one table of Yamada & Hotta, 'Reconstruction Student with Attention for STPM' (2021)"
@@ -164,51 +228,60 @@ def rstpm_experiment(table:int, # table number of the RSTPM paper, 1-5
                           'data_root': data_root, 'device': device, 'fusion': 'sum_then_product',
                           **overrides, 'options': {**RSTPM_OPTIONS, 'second_teacher': second_teacher}})
     rows = {'category': categories, 'seed': seeds}
-    if table in (1, 2):
+    if table in (1, 2, 3):
         stpm = dataclasses.replace(base, method='stpm', fusion='product', options={})
         return [Experiment(f'rstpm_table{table}_stpm', stpm, rows), Experiment(f'rstpm_table{table}', base, rows)]
-    if table == 3: return [Experiment('rstpm_table3', base, rows)]
-    if table == 4: return [Experiment('rstpm_table4', base, {'options.second_teacher': list(second_teachers), **rows})]
+    if table == 4:
+        return [Experiment('rstpm_table4', dataclasses.replace(base, teacher=t1, options={**base.options, 'second_teacher': t2}), rows)
+                for t1, t2 in _teacher_pairs(teacher_pairs)]
     if table == 5: return [Experiment('rstpm_table5', base, {'options.attention': [True, False], **rows})]
     raise ValueError(f"the RSTPM paper's tables are 1 to 5; got table {table!r}")
 
 EXPERIMENTS['rstpm'] = rstpm_experiment
 
-# %% ../nbs/07a_rstpm.ipynb 29
-RSTPM_TABLE_METRICS = {1: ('pixel_auroc', 'pro'), 2: ('image_auroc',), 4: ('image_auroc', 'pixel_auroc'),
-                       5: ('image_auroc', 'pixel_auroc')}
+# %% ../nbs/07a_rstpm.ipynb 37
+RSTPM_TABLE_METRICS = {1: ('pixel_auroc', 'pro'), 2: ('image_auroc',), 3: ('pixel_auroc', 'image_auroc'),
+                       4: ('image_auroc', 'pixel_auroc'), 5: ('image_auroc', 'pixel_auroc')}
 
 def _option(run:pd.Series, name:str):
     value = run.get(f'options.{name}')
     return RSTPM_OPTIONS[name] if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
 
 def rstpm_row(table:int, # the paper's table
-              run:pd.Series, # one run: config fields (`options.<name>`) and metrics
-              second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows of Tables 1, 2 and 5
+              run:pd.Series, # one run: config fields (`options.<name>`) and metrics; for Table 3 a `rescore_runs` line
+              second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows outside Table 4
+              teacher:str='resnet18', # teacher 1 (and STPM's backbone) of the rows outside Table 4
              )->str|None: # the row key, None for a run outside the table
     "Row of an RSTPM table that `run` reproduces"
-    method = run.get('method')
-    def default_except(name): return all(_option(run, k) == v for k, v in {**RSTPM_OPTIONS, 'second_teacher': second_teacher}.items() if k != name)
-    if table in (1, 2):
-        if method == 'stpm': return 'stpm'
-        return 'rstpm' if method == 'rstpm' and default_except(None) else None
-    if method != 'rstpm': return None
-    if table == 4: return f"rstpm_{_option(run, 'second_teacher')}" if default_except('second_teacher') else None
-    if table == 5:
-        if not default_except('attention'): return None
-        return 'rstpm' if _option(run, 'attention') else 'rstpm_no_attention'
-    raise ValueError(f"no run-to-row mapping for RSTPM table {table} (Table 3 is `map_ablation`)")
+    if table not in RSTPM_TABLE_METRICS: raise ValueError(f"the RSTPM paper's tables are 1 to 5; got table {table!r}")
+    method, teacher1 = run.get('method'), _field(run, 'teacher')
+    wanted = {**RSTPM_OPTIONS, 'second_teacher': second_teacher}
+    def default_except(*free): return all(_option(run, k) == v for k, v in wanted.items() if k not in free)
+    if table == 4:
+        if method != 'rstpm' or not default_except('second_teacher'): return None
+        return f"rstpm_{teacher1}_{_option(run, 'second_teacher')}"
+    if teacher1 != teacher: return None
+    if method == 'stpm': row = 'stpm' if table != 5 else None
+    elif method != 'rstpm': row = None
+    elif table == 5: row = ('rstpm' if _option(run, 'attention') else 'rstpm_no_attention') if default_except('attention') else None
+    else: row = 'rstpm' if default_except() else None
+    if table != 3 or row is None: return row
+    subset = run.get('subset')
+    return None if subset is None or (pd.api.types.is_scalar(subset) and pd.isna(subset)) else f'{row} {subset}'
 
-def rstpm_comparison(table:int, # 1, 2, 4 or 5
-                     ours:pd.DataFrame, # records of finished runs (e.g. what `reproduce` returns)
-                     second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows of Tables 1, 2 and 5
+def rstpm_comparison(table:int, # 1 to 5
+                     ours:pd.DataFrame, # records of finished runs (e.g. what `reproduce` returns); Table 3: `rescore_runs`' lines
+                     second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows outside Table 4
+                     teacher:str='resnet18', # teacher 1 of the rows outside Table 4
                     )->pd.DataFrame: # columns `COMPARISON_COLUMNS`
     "One RSTPM table, paper vs ours; blank paper cells where `paper_results.csv` has no number"
-    rows = lambda run: rstpm_row(table, run, second_teacher)
+    rows = lambda run: rstpm_row(table, run, second_teacher, teacher)
     if not paper_results('rstpm', table).empty: return compare_table('rstpm', table, ours, rows=rows)
-    cells = _our_cells(ours, rows, list(RSTPM_TABLE_METRICS[table]))
+    metrics = RSTPM_TABLE_METRICS[table]
+    cells = _our_cells(ours, rows, list(metrics))
+    seen = [k for k in dict.fromkeys(rows(run) for _, run in ours.iterrows()) if k is not None]
     order = TABLE_CATEGORIES + ('mean',)
-    keys = sorted(cells, key=lambda k: (k[0] != 'stpm', k[0], order.index(k[1]), RSTPM_TABLE_METRICS[table].index(k[2])))
+    keys = sorted(cells, key=lambda k: (not k[0].startswith('stpm'), seen.index(k[0]), order.index(k[1]), metrics.index(k[2])))
     out = pd.DataFrame([{'row': r, 'category': c, 'metric': m, 'paper': np.nan, **cells[(r, c, m)]} for r, c, m in keys],
                        columns=[c for c in COMPARISON_COLUMNS if c != 'diff'])
     out.insert(COMPARISON_COLUMNS.index('diff'), 'diff', out.ours_mean - out.paper)
