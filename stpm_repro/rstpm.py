@@ -69,6 +69,7 @@ class RSTPM(StudentTeacherModel):
         return stpm_loss(teacher1, student1), stpm_loss(teacher2, student2)
 
     def student_loss(self, images, targets): return sum(self.student_losses(images, targets))
+    def checkpoint_parts(self)->dict: return {'student 1': 'student1.', 'student 2': 'decoder.'} # best epoch chosen per student
 
     @torch.no_grad()
     def level_maps(self, images):
@@ -119,7 +120,7 @@ def build_rstpm(config)->RSTPM:
     fusion = 'sum_then_product' if config.fusion == 'product' else config.fusion
     return RSTPM(teacher1, student1, teacher2, decoder, fusion, config.smoothing_sigma, options['attention_at_test'])
 
-# %% ../nbs/07a_rstpm.ipynb 21
+# %% ../nbs/07a_rstpm.ipynb 23
 @torch.no_grad()
 def attention_maps(model:RSTPM, # a model in eval mode, built with attention
                    images:Tensor, # (N,3,H,W) uint8 images
@@ -143,7 +144,7 @@ def attention_maps(model:RSTPM, # a model in eval mode, built with attention
         out.append(maps[levels.index(level)][:, 0].float().cpu())
     return torch.cat(out)
 
-# %% ../nbs/07a_rstpm.ipynb 25
+# %% ../nbs/07a_rstpm.ipynb 27
 RESOLUTIONS = {2: '1/4', 3: '1/8', 4: '1/16', 5: '1/32'} # level -> the resolution of its map, as the paper names it
 
 def model_levels(model)->tuple:
@@ -181,7 +182,7 @@ def map_ablation(model, # a trained RSTPM or STPM model in eval mode
                      **{k: float(v) for k, v in metrics.items()}})
     return pd.DataFrame(rows)
 
-# %% ../nbs/07a_rstpm.ipynb 29
+# %% ../nbs/07a_rstpm.ipynb 31
 def rescore_runs(run_dirs, # finished runs (e.g. `store.run_dir(run_id)` of a table's records)
                  subsets=resolution_subsets, # model -> {name: (students, levels)}
                  device:str|None=None, # overrides the runs' device
@@ -197,7 +198,7 @@ def rescore_runs(run_dirs, # finished runs (e.g. `store.run_dir(run_id)` of a ta
                 rows.append({'run_id': run_dir.name, **fields, 'category': data.category, **row})
     return pd.DataFrame(rows)
 
-# %% ../nbs/07a_rstpm.ipynb 33
+# %% ../nbs/07a_rstpm.ipynb 35
 RSTPM_TEACHER_PAIRS = (('resnet18', 'resnet18'), ('resnet50', 'resnet50'), ('resnet18', 'resnet50')) # Table 4: (teacher 1, teacher 2)
 
 def _teacher_pairs(pairs)->list:
@@ -239,7 +240,7 @@ def rstpm_experiment(table:int, # table number of the RSTPM paper, 1-5
 
 EXPERIMENTS['rstpm'] = rstpm_experiment
 
-# %% ../nbs/07a_rstpm.ipynb 37
+# %% ../nbs/07a_rstpm.ipynb 39
 RSTPM_TABLE_METRICS = {1: ('pixel_auroc', 'pro'), 2: ('image_auroc',), 3: ('pixel_auroc', 'image_auroc'),
                        4: ('image_auroc', 'pixel_auroc'), 5: ('image_auroc', 'pixel_auroc')}
 

@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['TrainConfig', 'atomic_write_json', 'atomic_write_text', 'atomic_torch_save', 'device_for', 'prepare_run_dir',
            'load_config', 'split_indices', 'load_data', 'training_images', 'teacher_features', 'trainable_state_dict',
-           'load_trainable_state_dict', 'validation_loss', 'train']
+           'load_trainable_state_dict', 'checkpoint_parts', 'validation_losses', 'validation_loss', 'train']
 
 # %% ../nbs/08_train.ipynb 2
 import dataclasses, json, os, tempfile, time
@@ -176,18 +176,33 @@ def _batches(n, batch_size, generator=None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
-def _loss_over(model, images, targets, idx, amp):
+def _loss_over(model, images, targets, idx, amp, parts:bool=False):
+    "The training loss on images `idx`, or with `parts` one loss per checkpoint part (a tensor)"
     x = normalize(images[idx])
     y = [t[idx] for t in targets] if targets is not None else model.teacher_targets(x)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-        return model.student_loss(x, y)
+        if not parts: return model.student_loss(x, y)
+        losses = model.student_losses(x, y) if hasattr(model, 'checkpoint_parts') else (model.student_loss(x, y),)
+        return torch.stack([loss.double() for loss in losses])
+
+def checkpoint_parts(model)->dict:
+    "Part name -> state-dict key prefix of each separately selected student; one part holding everything by default"
+    return model.checkpoint_parts() if hasattr(model, 'checkpoint_parts') else {'student': ''}
 
 @torch.no_grad()
-def validation_loss(model, images, targets, batch_size, amp=False)->float:
-    "Mean per-image loss over `images` with the student in eval mode"
+def validation_losses(model, images, targets, batch_size, amp=False)->list:
+    "Mean per-image loss of each checkpoint part over `images`, student(s) in eval mode"
     model.eval()
-    total = sum(_loss_over(model, images, targets, idx, amp).item()*len(idx) for idx in _batches(len(images), batch_size))
-    return total/len(images)
+    total = sum(_loss_over(model, images, targets, idx, amp, parts=True)*len(idx) for idx in _batches(len(images), batch_size))
+    return (total/len(images)).tolist()
+
+def validation_loss(model, images, targets, batch_size, amp=False)->float:
+    "Mean per-image loss over `images` with the student(s) in eval mode"
+    return sum(validation_losses(model, images, targets, batch_size, amp))
+
+def _check_parts(model, parts:dict):
+    left_out = [k for k in trainable_state_dict(model) if not k.startswith(tuple(parts.values()))]
+    if left_out: raise ValueError(f"{type(model).__name__}.checkpoint_parts() {parts} leaves trainable weights out: {left_out[:3]}")
 
 def train(config:TrainConfig, # what to train
           run_dir, # where the run lives; an unfinished run there is resumed
@@ -213,11 +228,18 @@ def train(config:TrainConfig, # what to train
     optimizer = torch.optim.SGD(model.student_parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    state = {'epoch': 0, 'history': [], 'best_val_loss': float('inf'), 'best_epoch': None, 'train_seconds': 0.}
+    parts = checkpoint_parts(model)
+    _check_parts(model, parts)
+    state = {'epoch': 0, 'history': [], 'best_val_loss': float('inf'), 'best_epoch': None, 'train_seconds': 0.,
+             'best_parts': {name: {'val_loss': float('inf'), 'epoch': None} for name in parts}}
+    best_state = None
     if (run_dir/'last.pt').exists():
         last = torch.load(run_dir/'last.pt', map_location=device, weights_only=False)
         load_trainable_state_dict(model, last['model'], run_dir/'last.pt'); optimizer.load_state_dict(last['optimizer'])
         generator.set_state(last['generator']); state = last['state']
+        state.setdefault('best_parts', {name: {'val_loss': state['best_val_loss'] if len(parts) == 1 else float('inf'),
+                                               'epoch': state['best_epoch']} for name in parts}) # a run of an older version
+        if (run_dir/'best.pt').exists(): best_state = torch.load(run_dir/'best.pt', map_location=device)['model']
     bar = tqdm(range(state['epoch'], config.epochs), initial=state['epoch'], total=config.epochs,
                desc=f"{config.method} {config.category}", disable=not progress, unit='epoch')
     for epoch in bar:
@@ -231,12 +253,21 @@ def train(config:TrainConfig, # what to train
             optimizer.step()
             total += loss.detach()*len(idx)
         train_loss = (total/len(train_images)).item()
-        val_loss = validation_loss(model, val_images, val_targets, config.batch_size, amp)
+        part_losses = dict(zip(parts, validation_losses(model, val_images, val_targets, config.batch_size, amp)))
+        val_loss = sum(part_losses.values())
         state['train_seconds'] += time.perf_counter() - start
-        state['history'].append({'epoch': epoch + 1, 'train_loss': train_loss, 'val_loss': val_loss})
-        if val_loss < state['best_val_loss']:
-            state.update(best_val_loss=val_loss, best_epoch=epoch + 1)
-            atomic_torch_save({'model': trainable_state_dict(model), 'epoch': epoch + 1, 'val_loss': val_loss}, run_dir/'best.pt')
+        state['history'].append({'epoch': epoch + 1, 'train_loss': train_loss, 'val_loss': val_loss,
+                                 **({'val_parts': part_losses} if len(parts) > 1 else {})})
+        improved = [name for name, loss in part_losses.items() if loss < state['best_parts'][name]['val_loss']]
+        if improved:
+            prefixes = tuple(parts[name] for name in improved)
+            best_state = {k: v.detach().clone() if best_state is None or k.startswith(prefixes) else best_state[k]
+                          for k, v in trainable_state_dict(model).items()}
+            for name in improved: state['best_parts'][name] = {'val_loss': part_losses[name], 'epoch': epoch + 1}
+            state.update(best_val_loss=sum(p['val_loss'] for p in state['best_parts'].values()),
+                         best_epoch=max(p['epoch'] for p in state['best_parts'].values()))
+            atomic_torch_save({'model': best_state, 'epoch': state['best_epoch'], 'val_loss': state['best_val_loss'],
+                               'parts': state['best_parts']}, run_dir/'best.pt')
         state['epoch'] = epoch + 1
         atomic_torch_save({'model': trainable_state_dict(model), 'optimizer': optimizer.state_dict(),
                            'generator': generator.get_state(), 'state': state}, run_dir/'last.pt')
@@ -245,7 +276,7 @@ def train(config:TrainConfig, # what to train
                'n_train': len(train_images), 'n_val': len(val_images), 'device': str(device),
                'setup_seconds': t1 - t0, 'teacher_seconds': t2 - t1, 'train_seconds': state['train_seconds'],
                'train_images_per_second': len(train_images)*len(state['history'])/max(state['train_seconds'], 1e-9),
-               'history': state['history']}
+               'history': state['history'], **({'best_parts': state['best_parts']} if len(parts) > 1 else {})}
     atomic_write_json(run_dir/'train.json', summary)
     (run_dir/'last.pt').unlink(missing_ok=True)
     return summary
