@@ -6,8 +6,8 @@
 __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', 'STPM_WIDE_TEACHER', 'EXPERIMENTS',
            'MACHINE_FIELDS', 'RUNNERS', 'SUMMARY_COLUMNS', 'Experiment', 'teacher_checkpoint_path', 'stpm_experiment',
            'build_experiments', 'portable_config', 'run_id', 'parse_shard', 'unique_configs', 'shard',
-           'configs_of_shard', 'library_commit', 'ResultStore', 'register_runner', 'runner_for', 'adopt_run_dir',
-           'run_and_record', 'reproduce', 'add_reproduce_parser', 'reproduce_command']
+           'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore', 'register_runner', 'runner_for',
+           'adopt_run_dir', 'run_and_record', 'reproduce', 'add_reproduce_parser', 'reproduce_command']
 
 # %% ../nbs/12_experiments.ipynb 2
 import argparse, dataclasses, functools, hashlib, itertools, json, re, socket, subprocess, time
@@ -184,10 +184,13 @@ def library_commit()->str|None:
     if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != package.parent: return None  # e.g. a venv inside another repo
     return lines[1]
 
-def _flatten(d:dict, prefix:str='')->dict:
+def flatten_record(d:dict, # a config or metrics dict, possibly nested
+                   prefix:str='', # put before every key
+                  )->dict:
+    "Nested dicts as one level of dotted keys ('options.attention'), lists as tuples"
     flat = {}
     for k, v in d.items():
-        if isinstance(v, dict) and v: flat.update(_flatten(v, f'{prefix}{k}.'))
+        if isinstance(v, dict) and v: flat.update(flatten_record(v, f'{prefix}{k}.'))
         else: flat[f'{prefix}{k}'] = tuple(v) if isinstance(v, list) else v
     return flat
 
@@ -226,7 +229,7 @@ class ResultStore:
         rows = []
         for rid in self.run_ids():
             r = self.load(rid)
-            rows.append({'run_id': rid, **_flatten(r['config']), **_flatten(r['metrics']),
+            rows.append({'run_id': rid, **flatten_record(r['config']), **flatten_record(r['metrics']),
                          **{k: v for k, v in r.items() if k not in ('run_id', 'config', 'metrics')}})
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=['run_id'])
 

@@ -17,12 +17,12 @@ from .backbones import BACKBONES, build_student, build_teacher
 from .data import MVTEC_CATEGORIES, normalize
 from .decoder import ReconstructionDecoder
 from .evaluate import load_model, predict
-from .experiments import EXPERIMENTS, Experiment, _flatten
+from .experiments import EXPERIMENTS, Experiment, flatten_record
 from .fusion import FUSIONS, gaussian_smooth
 from .losses import normalized_distance_map, stpm_loss
 from .metrics import evaluate_maps
 from .model import StudentTeacherModel, register_method
-from .tables import COMPARISON_COLUMNS, TABLE_CATEGORIES, _field, _our_cells, compare_table, paper_results
+from .tables import COMPARISON_COLUMNS, TABLE_CATEGORIES, run_field, our_cells, compare_table, paper_results
 from .train import TrainConfig, load_data
 
 # %% auto 0
@@ -192,7 +192,7 @@ def rescore_runs(run_dirs, # finished runs (e.g. `store.run_dir(run_id)` of a ta
     rows = []
     for run_dir in map(Path, run_dirs):
         model, config = load_model(run_dir, device)
-        fields = {k: v for k, v in _flatten(config.to_dict()).items() if k not in ('category', 'levels', 'device', 'data_root')}
+        fields = {k: v for k, v in flatten_record(config.to_dict()).items() if k not in ('category', 'levels', 'device', 'data_root')}
         for data in load_data(config, progress=False):
             for row in map_ablation(model, data, subsets(model), batch_size).to_dict('records'):
                 rows.append({'run_id': run_dir.name, **fields, 'category': data.category, **row})
@@ -255,7 +255,7 @@ def rstpm_row(table:int, # the paper's table
              )->str|None: # the row key, None for a run outside the table
     "Row of an RSTPM table that `run` reproduces"
     if table not in RSTPM_TABLE_METRICS: raise ValueError(f"the RSTPM paper's tables are 1 to 5; got table {table!r}")
-    method, teacher1 = run.get('method'), _field(run, 'teacher')
+    method, teacher1 = run.get('method'), run_field(run, 'teacher')
     wanted = {**RSTPM_OPTIONS, 'second_teacher': second_teacher}
     def default_except(*free): return all(_option(run, k) == v for k, v in wanted.items() if k not in free)
     if table == 4:
@@ -279,7 +279,7 @@ def rstpm_comparison(table:int, # 1 to 5
     rows = lambda run: rstpm_row(table, run, second_teacher, teacher)
     if not paper_results('rstpm', table).empty: return compare_table('rstpm', table, ours, rows=rows)
     metrics = RSTPM_TABLE_METRICS[table]
-    cells = _our_cells(ours, rows, list(metrics))
+    cells = our_cells(ours, rows, list(metrics))
     seen = [k for k in dict.fromkeys(rows(run) for _, run in ours.iterrows()) if k is not None]
     order = TABLE_CATEGORIES + ('mean',)
     keys = sorted(cells, key=lambda k: (not k[0].startswith('stpm'), seen.index(k[0]), order.index(k[1]), metrics.index(k[2])))

@@ -5,7 +5,8 @@
 # %% auto 0
 __all__ = ['PAPERS', 'METRICS', 'RESULT_COLUMNS', 'TEXTURES', 'OBJECTS', 'TABLE_CATEGORIES', 'STPM_TEACHER_ROWS', 'DEFAULT_ROWS',
            'TABLE_METRICS', 'COMPARISON_COLUMNS', 'METRIC_LABELS', 'LAYOUT_COLUMNS', 'validate_paper_results',
-           'paper_results', 'stpm_row', 'et_stpm_row', 'dcam_row', 'compare_table', 'to_markdown', 'paper_layout']
+           'paper_results', 'run_field', 'stpm_row', 'et_stpm_row', 'dcam_row', 'our_cells', 'compare_table',
+           'to_markdown', 'paper_layout']
 
 # %% ../nbs/13_tables.ipynb 2
 import dataclasses, importlib.resources, re
@@ -64,7 +65,7 @@ def paper_results(paper:str|None=None, # one of `PAPERS`; None keeps all
 # %% ../nbs/13_tables.ipynb 16
 _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
-def _field(run:pd.Series, name:str):
+def run_field(run:pd.Series, name:str):
     "Field `name` of a run, the `TrainConfig` default where the column is absent or empty"
     value = run.get(name)
     return _CONFIG_DEFAULTS.get(name) if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
@@ -79,20 +80,20 @@ def stpm_row(run:pd.Series, # one run's config fields and metrics
              teacher_rows:dict=STPM_TEACHER_ROWS, # backbone -> published row it is compared with
             )->str|None:
     "STPM Tables 1-2: plain STPM (levels 2-4, all training images, ImageNet teacher) keyed by its backbone"
-    plain = (_field(run, 'method') == 'stpm' and _levels(_field(run, 'levels')) == (2, 3, 4)
-             and float(_field(run, 'train_fraction')) == 1.0 and _field(run, 'teacher_checkpoint') is None)
-    return teacher_rows.get(_field(run, 'teacher')) if plain else None
+    plain = (run_field(run, 'method') == 'stpm' and _levels(run_field(run, 'levels')) == (2, 3, 4)
+             and float(run_field(run, 'train_fraction')) == 1.0 and run_field(run, 'teacher_checkpoint') is None)
+    return teacher_rows.get(run_field(run, 'teacher')) if plain else None
 
 def et_stpm_row(run:pd.Series)->str|None:
     "ET-STPM Tables II-III: an STPM run whose teacher is a local (fine-tuned) checkpoint, not one of STPM Table 4's"
-    checkpoint, teacher = _field(run, 'teacher_checkpoint'), _field(run, 'teacher')
+    checkpoint, teacher = run_field(run, 'teacher_checkpoint'), run_field(run, 'teacher')
     table4 = {f'{teacher}_{dataset}' for dataset in STPM_TEACHER_DATASETS}
     fine_tuned = checkpoint is not None and Path(str(checkpoint)).stem not in table4
-    return 'et_stpm' if _field(run, 'method') == 'stpm' and fine_tuned else None
+    return 'et_stpm' if run_field(run, 'method') == 'stpm' and fine_tuned else None
 
 def dcam_row(run:pd.Series)->str|None:
     "DCAM Table 1: a run of the `dcam` method"
-    return 'dcam' if _field(run, 'method') == 'dcam' else None
+    return 'dcam' if run_field(run, 'method') == 'dcam' else None
 
 DEFAULT_ROWS = {('stpm', '1'): stpm_row, ('stpm', '2'): stpm_row,
                 ('et_stpm', '2'): et_stpm_row, ('et_stpm', '3'): et_stpm_row, ('dcam', '1'): dcam_row}
@@ -106,7 +107,7 @@ def _row_key_function(paper:str, table:str, rows):
     if callable(rows): return rows
     if isinstance(rows, dict):
         return lambda run: next((key for key, fields in rows.items()
-                                 if all(_same(name, _field(run, name), wanted) for name, wanted in fields.items())), None)
+                                 if all(_same(name, run_field(run, name), wanted) for name, wanted in fields.items())), None)
     if rows is None and (paper, table) in DEFAULT_ROWS: return DEFAULT_ROWS[(paper, table)]
     raise ValueError(f"no default run-to-row mapping for {paper} table {table}: pass rows=, a function run -> row key "
                      "or a dict {row key: {field: value}}")
@@ -131,7 +132,7 @@ def _mean_cell(cells:pd.DataFrame)->dict:
             'n_seeds': int(by_seed.notna().sum().min()),
             'note': '' if n == len(TABLE_CATEGORIES) else f'incomplete: {n}/{len(TABLE_CATEGORIES)} categories'}
 
-def _our_cells(ours:pd.DataFrame, row_key, metrics:list)->dict:
+def our_cells(ours:pd.DataFrame, row_key, metrics:list)->dict:
     "{(row, category, metric): cell} of our runs"
     runs = ours[ours.category.isin(TABLE_CATEGORIES)].copy()
     runs['row'] = [row_key(run) for _, run in runs.iterrows()]
@@ -155,7 +156,7 @@ def compare_table(paper:str, # one of `PAPERS`
                                          "nbs/13_tables.ipynb lists the tables that were found")
     if 'category' not in ours: raise ValueError(f"`ours` needs a 'category' column; it has {list(ours.columns)}")
     metrics = list(dict.fromkeys([*TABLE_METRICS.get((paper, table), ()), *published.metric]))
-    cells = _our_cells(ours, _row_key_function(paper, table, rows), metrics)
+    cells = our_cells(ours, _row_key_function(paper, table, rows), metrics)
     paper_values = {(r.row, r.category, r.metric): r.value for r in published.itertuples()}
     row_order = list(dict.fromkeys([*published.row, *(key[0] for key in cells)]))
     category_order = TABLE_CATEGORIES + ('mean',)
