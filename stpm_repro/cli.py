@@ -20,7 +20,7 @@ from .finetune import add_finetune_parser, finetune_command
 from . import dcam, rstpm, spade # register their methods, runners and paper experiments
 from .model import METHODS
 from .synthetic import make_synthetic_category
-from .train import TrainConfig
+from .train import TrainConfig, add_speed_arguments, speed_from_args
 
 # %% ../nbs/10_cli.ipynb 5
 def format_metrics(rows:list, # dicts from `metrics.json`
@@ -73,6 +73,7 @@ def _add_train_args(p):
     p.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
                    help='method-specific setting (repeatable); VALUE is read as JSON when it parses, else as text')
     p.add_argument('--out', help='run directory (default: runs/<method>_<category>_seed<seed>)')
+    add_speed_arguments(p)
 
 def parse_options(pairs:list)->dict:
     "`['a=1', 'b=resnet50']` -> `{'a': 1, 'b': 'resnet50'}`"
@@ -119,7 +120,7 @@ def train_config(args:argparse.Namespace, # parsed `train` arguments
 def _train(args):
     config = train_config(args)
     out = args.out or f'runs/{args.method}_{args.category}_seed{args.seed}'
-    print(format_metrics([runner_for(args.method)(config, out, progress=not args.quiet)]))
+    print(format_metrics([runner_for(args.method)(config, out, progress=not args.quiet, speed=speed_from_args(args))]))
     print(f"run written to {out}")
 
 def _evaluate(args):

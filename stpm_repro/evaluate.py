@@ -18,8 +18,8 @@ from .data import load_category, normalize, read_image
 from .fusion import FUSIONS, gaussian_smooth, image_scores, upsample_maps
 from .metrics import evaluate_maps
 from .model import build_model
-from .train import (TrainConfig, atomic_write_json, atomic_write_text, device_for, load_config, load_data,
-                              load_trainable_state_dict, train)
+from .train import (SpeedOptions, TrainConfig, atomic_write_json, atomic_write_text, device_for, load_config,
+                              load_data, load_trainable_state_dict, train)
 
 # %% ../nbs/09_evaluate.ipynb 5
 @torch.no_grad()
@@ -52,8 +52,8 @@ def load_model(run_dir, # a finished training run
     config = load_config(run_dir)
     best = Path(run_dir)/'best.pt'
     if not best.exists():
-        raise FileNotFoundError(f"{best} not found: the run has not finished an epoch; run `stpm-repro train` with the "
-                                f"same --out to resume it")
+        raise FileNotFoundError(f"{best} not found: the run has not written its first checkpoint yet; run `stpm-repro "
+                                f"train` with the same --out to resume it")
     if device is not None: config.device = device
     model = build_model(config)
     load_trainable_state_dict(model, torch.load(best, map_location='cpu')['model'], best)
@@ -114,13 +114,14 @@ def train_and_evaluate(config:TrainConfig, # what to train
                        run_dir, # where the run lives (resumed if unfinished)
                        data=None, # loaded `CategoryData` (or a list of them), else loaded from the config
                        progress:bool=True,
+                       speed:SpeedOptions|None=None, # how fast training runs (`SpeedOptions`), never what it computes
                       )->dict: # `metrics.json`'s content
     "Train (or resume) a run, then evaluate it; a run with `metrics.json` is returned as it is"
     done = Path(run_dir)/'metrics.json'
     if done.exists() and (Path(run_dir)/'config.json').exists() and load_config(run_dir) == config:
         return json.loads(done.read_text())
     if data is None: data = load_data(config, progress)
-    train(config, run_dir, data=data, progress=progress)
+    train(config, run_dir, data=data, progress=progress, speed=speed)
     return evaluate_run(run_dir, data=data, progress=progress)
 
 # %% ../nbs/09_evaluate.ipynb 15

@@ -7,7 +7,8 @@ __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', '
            'MACHINE_FIELDS', 'RUNNERS', 'SUMMARY_COLUMNS', 'Experiment', 'teacher_checkpoint_path', 'stpm_experiment',
            'build_experiments', 'portable_config', 'run_id', 'parse_shard', 'unique_configs', 'shard',
            'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore', 'register_runner', 'runner_for',
-           'adopt_run_dir', 'run_and_record', 'reproduce', 'add_reproduce_parser', 'reproduce_command']
+           'adopt_run_dir', 'run_and_record', 'reproduce', 'add_reproduce_parser', 'reproduce_command',
+           'make_mvtec_standin', 'time_table1']
 
 # %% ../nbs/12_experiments.ipynb 2
 import argparse, dataclasses, functools, hashlib, itertools, json, re, socket, subprocess, time
@@ -20,10 +21,13 @@ from tqdm.auto import tqdm
 
 import stpm_repro
 from .backbones import BACKBONES
-from .data import MVTEC_CATEGORIES
+from .bench import MVTEC_SPLIT_SIZES, device_name, random_teacher_checkpoint
+from .data import MVTEC_CATEGORIES, load_category
 from .evaluate import train_and_evaluate
 from .model import METHODS
-from .train import TrainConfig, atomic_write_json, atomic_write_text, load_config
+from .synthetic import make_synthetic_category
+from .train import (SpeedOptions, TrainConfig, add_speed_arguments, atomic_write_json, atomic_write_text, device_for,
+                              load_config, run_in_processes, speed_from_args)
 
 # %% ../nbs/12_experiments.ipynb 5
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -246,7 +250,7 @@ class ResultStore:
         return path
 
 # %% ../nbs/12_experiments.ipynb 28
-RUNNERS = {} # method -> runner(config, run_dir, data=None, progress=True) -> metrics dict
+RUNNERS = {} # method -> runner(config, run_dir, data=None, progress=True, speed=None) -> metrics dict
 
 def register_runner(method:str):
     "Decorator that makes `runner` execute the runs of `method` (instead of `train_and_evaluate`)"
@@ -270,12 +274,14 @@ def adopt_run_dir(run_dir, config:TrainConfig):
     saved = load_config(run_dir)
     if saved != config and portable_config(saved) == portable_config(config): atomic_write_json(saved_path, config.to_dict())
 
-def run_and_record(config:TrainConfig, store:ResultStore, progress:bool=True)->dict:
+def run_and_record(config:TrainConfig, store:ResultStore, progress:bool=True,
+                   speed:SpeedOptions|None=None, # how fast training runs, never what it computes
+                  )->dict:
     "Execute (or resume) one run in `store` with its method's runner and write its record"
     run_dir = store.run_dir(run_id(config))
     adopt_run_dir(run_dir, config)
     start = time.perf_counter()
-    metrics = runner_for(config.method)(config, run_dir, progress=progress)
+    metrics = runner_for(config.method)(config, run_dir, progress=progress, speed=speed)
     return store.add(config, metrics, time.perf_counter() - start)
 
 # %% ../nbs/12_experiments.ipynb 33
@@ -288,6 +294,9 @@ def reproduce(paper:str, # a key of `EXPERIMENTS`, e.g. 'stpm'
               seeds=(0,),
               shard:str|tuple|None=None, # 'i/n' or (i, n): run only this shard
               progress:bool=True,
+              jobs:int=1, # processes training at the same time (on one GPU, or sharing the CPU cores)
+              speed:SpeedOptions|None=None, # how fast training runs, never what it computes
+              run_ids:list|None=None, # run only these of the shard's runs (how `jobs` deals them out)
               **overrides, # more arguments of the paper's factory (image_size, teacher, device, TrainConfig fields)
              )->pd.DataFrame: # the table's records, with an 'experiment' column
     "Run the missing runs of a paper's table (or of one shard of it) and return the table's records"
@@ -299,17 +308,28 @@ def reproduce(paper:str, # a key of `EXPERIMENTS`, e.g. 'stpm'
         for config in experiment.configs(): named.setdefault(run_id(config), (experiment.name, config))
     configs = [config for _, config in named.values()]
     for method in sorted({c.method for c in configs}): runner_for(method)
-    todo = [c for c in configs_of_shard(configs, shard) if not store.has(run_id(c))]
-    bar = tqdm(todo, desc=f'{paper} table {table}', unit='run', disable=not progress)
-    for config in bar:
-        bar.set_description(run_id(config))
-        run_and_record(config, store, progress)
-        store.write_csv()
+    todo = [c for c in configs_of_shard(configs, shard) if not store.has(run_id(c))
+            and (run_ids is None or run_id(c) in run_ids)]
+    if jobs < 1: raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if jobs > 1 and len(todo) > 1:
+        bar = tqdm(total=len(todo), desc=f'{paper} table {table}, {min(jobs, len(todo))} processes', unit='run', disable=not progress)
+        def count_finished(): bar.update(sum(store.has(run_id(c)) for c in todo) - bar.n)
+        ids = [run_id(c) for c in todo]
+        common = dict(paper=paper, table=table, data_root=data_root, store=store.root, seeds=seeds, shard=shard,
+                      progress=False, speed=speed, **given, **overrides)
+        run_in_processes(reproduce, [dict(common, run_ids=ids[k::jobs]) for k in range(min(jobs, len(todo)))], poll=count_finished)
+        count_finished(); bar.close()
+    else:
+        bar = tqdm(todo, desc=f'{paper} table {table}', unit='run', disable=not progress)
+        for config in bar:
+            bar.set_description(run_id(config))
+            run_and_record(config, store, progress, speed)
+            store.write_csv()
     store.write_csv()
     experiment_of = pd.DataFrame({'run_id': list(named), 'experiment': [name for name, _ in named.values()]})
     return experiment_of.merge(store.records(), on='run_id', how='inner')
 
-# %% ../nbs/12_experiments.ipynb 39
+# %% ../nbs/12_experiments.ipynb 41
 SUMMARY_COLUMNS = ['experiment', 'method', 'category', 'teacher', 'levels', 'train_fraction', 'seed',
                    'image_auroc', 'pixel_auroc', 'pro', 'wall_seconds']
 
@@ -329,7 +349,9 @@ def add_reproduce_parser(subparsers):
     p.add_argument('--teacher', default='resnet18', choices=sorted(BACKBONES))
     p.add_argument('--teacher-dir', help='STPM Table 4: folder of <teacher>_<dataset>.pt classifier teachers (default: teachers)')
     p.add_argument('--device', default='auto')
+    p.add_argument('--jobs', type=int, default=1, help='runs trained at the same time, each in its own process (default 1)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
+    add_speed_arguments(p)
     return p
 
 def reproduce_command(args):
@@ -337,7 +359,49 @@ def reproduce_command(args):
     extra = {'teacher_dir': args.teacher_dir} if args.teacher_dir else {}
     records = reproduce(args.paper, args.table, args.data_root, args.store, categories=args.categories,
                         epochs=args.epochs, seeds=tuple(args.seeds), shard=args.shard, progress=not args.quiet,
-                        image_size=args.image_size, teacher=args.teacher, device=args.device, **extra)
+                        jobs=args.jobs, speed=speed_from_args(args), image_size=args.image_size, teacher=args.teacher,
+                        device=args.device, **extra)
     columns = [c for c in SUMMARY_COLUMNS if c in records.columns]
     print(records[columns].to_string(index=False, float_format='{:.3f}'.format) if len(records) else 'no finished runs yet')
     print(f"{args.paper} table {args.table}: {len(records)} runs finished; all results in {Path(args.store)/'results.csv'}")
+
+# %% ../nbs/12_experiments.ipynb 44
+def make_mvtec_standin(root, # folder that will hold the category folders (existing ones are kept)
+                       image_size:int=256, # side of the generated images
+                       categories=MVTEC_CATEGORIES, # which of MVTec AD's categories to imitate
+                      )->Path:
+    "Synthetic categories named and sized like MVTec AD's (train and test counts), for timing without the data"
+    root = Path(root)
+    for category in categories:
+        n_train, n_test = MVTEC_SPLIT_SIZES[category]
+        if not (root/category).exists():
+            make_synthetic_category(root, category, n_train=n_train, n_test_good=n_test//4, n_test_defect=n_test - n_test//4,
+                                    image_size=image_size)
+    return root
+
+def time_table1(workdir, # stand-in data, decode cache, results store and the timing JSON go here
+                jobs:int=1, # runs training at the same time (`reproduce(jobs=...)`)
+                epochs:int=100, image_size:int=256, device:str='auto',
+                categories=MVTEC_CATEGORIES,
+                speed:SpeedOptions|None=None,
+                progress:bool=True,
+               )->dict:
+    "Wall-clock seconds of STPM Table 1's ResNet-18 row on a stand-in of MVTec AD, with the data preparation apart"
+    workdir = Path(workdir); start = time.perf_counter()
+    root = make_mvtec_standin(workdir/'standin', image_size, categories)
+    generated = time.perf_counter()
+    for category in categories: load_category(root, category, image_size, progress=False)  # into the decode cache
+    decoded = time.perf_counter()
+    teacher = random_teacher_checkpoint('resnet18', workdir/'random_resnet18.pt')
+    store = ResultStore(workdir/'store')
+    resumed = len(store.run_ids()) > 0
+    records = reproduce('stpm', 1, str(root), store, categories=list(categories), epochs=epochs, image_size=image_size,
+                        device=device, wide_teacher=None, teacher_checkpoint=str(teacher), jobs=jobs, speed=speed,
+                        progress=progress)
+    result = {'device': device, 'device_name': device_name(device_for(TrainConfig(device=device))), 'jobs': jobs,
+              'categories': len(categories), 'epochs': epochs, 'image_size': image_size, 'runs': len(records),
+              'generate_seconds': generated - start, 'decode_seconds': decoded - generated,
+              'reproduce_seconds': time.perf_counter() - decoded, 'resumed': resumed,
+              'sum_of_run_seconds': float(records['wall_seconds'].sum())}
+    atomic_write_json(workdir/'table1_timing.json', result)
+    return result

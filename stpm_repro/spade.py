@@ -165,6 +165,7 @@ def spade_run(config:TrainConfig, # `method='spade'`; SPADE's settings in `optio
               run_dir, # where config.json, metrics.json and scores.csv go
               data=None, # loaded `CategoryData` (or a list of them), else loaded from the config
               progress:bool=True,
+              speed=None, # part of the runner contract; SPADE has no training loop to speed up
              )->dict: # `metrics.json`'s content
     "Fit SPADE on the run's training images and evaluate it, with the contract of `train_and_evaluate`"
     if config.method != 'spade': raise ValueError(f"spade_run runs method 'spade', got config.method={config.method!r}")

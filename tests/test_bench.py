@@ -1,4 +1,4 @@
-"The optimised training path gives the plain path's results, and `stpm-repro bench` writes a complete JSON file."
+"The optimised training paths give the plain path's results, and `stpm-repro bench` writes a complete JSON file."
 import dataclasses, json, math
 
 import pytest
@@ -8,7 +8,7 @@ from stpm_repro.bench import check_bench, run_benchmark
 from stpm_repro.data import load_category
 from stpm_repro.evaluate import METRIC_KEYS, load_run, train_and_evaluate
 from stpm_repro.synthetic import make_synthetic_category
-from stpm_repro.train import TrainConfig
+from stpm_repro.train import SpeedOptions, TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +34,21 @@ def test_precomputed_teacher_features_give_the_plain_paths_metrics(tmp_path):
     torch.testing.assert_close(maps[True], maps[False], rtol=1e-4, atol=1e-6)
 
 
+def test_speed_options_give_the_default_runs_metrics(tmp_path):
+    "Fused SGD, a compiled student and checkpoints only at the end, all at once, change no metric or map"
+    make_synthetic_category(tmp_path/'data', 'synthetic_tiles', n_train=20, n_test_good=4, n_test_defect=6, image_size=64)
+    data = load_category(tmp_path/'data', 'synthetic_tiles', image_size=64, cache_dir=tmp_path/'cache', progress=False)
+    config = TrainConfig(category='synthetic_tiles', data_root=str(tmp_path/'data'), teacher='efficientnet_lite0',
+                         image_size=64, epochs=3, batch_size=8, seed=0, device='cpu')
+    fast = SpeedOptions(checkpoint_seconds=math.inf, fused_optimizer=True, compile='default', compile_backend='aot_eager')
+    runs = {'default': (tmp_path/'default', None), 'fast': (tmp_path/'fast', fast)}
+    metrics = {name: train_and_evaluate(config, run, data=data, progress=False, speed=speed) for name, (run, speed) in runs.items()}
+    for key in METRIC_KEYS:
+        assert metrics['fast'][key] == pytest.approx(metrics['default'][key], abs=1e-4), key
+    maps = {name: load_run(run, device='cpu').score(data.test_images)[0] for name, (run, _) in runs.items()}
+    torch.testing.assert_close(maps['fast'], maps['default'], rtol=1e-4, atol=1e-6)
+
+
 def test_run_benchmark_writes_every_field(tmp_path, monkeypatch):
     monkeypatch.setenv('MVTEC_AD_ROOT', str(tmp_path))  # no category there: the benchmark generates a synthetic one
     out = tmp_path/'results'/'bench.json'
@@ -45,3 +60,4 @@ def test_run_benchmark_writes_every_field(tmp_path, monkeypatch):
     assert (written['teacher'], written['teacher_weights'], written['data_source']['kind']) == ('resnet18', 'random', 'synthetic')
     assert written['floor']['student_forward_gflops'] == pytest.approx(2*0.1145, rel=1e-3)  # ResNet-18 levels 2-4, 64 px
     assert len(written['latency']['samples_ms']) == 3
+    assert set(written['train']['levers']) == {'precompute_teacher', 'checkpoint_interval', 'fused_sgd', 'concurrent_processes'}

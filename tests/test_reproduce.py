@@ -12,9 +12,10 @@ EPOCHS = 3
 
 def reproduce_cmd(data, store):
     "A small STPM Table 2 (2 categories x 2 seeds) through `reproduce`, in a fresh interpreter"
-    code = ("from stpm_repro.experiments import reproduce\n"
+    code = ("from stpm_repro.experiments import reproduce\nfrom stpm_repro.train import SpeedOptions\n"
             f"reproduce('stpm', 2, {str(data)!r}, {str(store)!r}, categories={CATEGORIES!r}, epochs={EPOCHS}, "
-            f"seeds={SEEDS!r}, image_size=64, teacher='efficientnet_lite0', device='cpu', batch_size=8, progress=False)")
+            f"seeds={SEEDS!r}, image_size=64, teacher='efficientnet_lite0', device='cpu', batch_size=8, progress=False, "
+            "speed=SpeedOptions(checkpoint_seconds=0))")  # a checkpoint every epoch: the kill lands between two
     return [sys.executable, '-c', code]
 
 

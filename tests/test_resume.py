@@ -9,7 +9,8 @@ from stpm_repro.synthetic import make_synthetic_category
 
 STPM_REPRO = str(Path(sys.executable).parent/'stpm-repro')
 TRAIN = ['train', '--category', 'synthetic_tiles', '--teacher', 'efficientnet_lite0',
-         '--epochs', '6', '--batch-size', '8', '--image-size', '64', '--device', 'cpu', '--quiet']
+         '--epochs', '6', '--batch-size', '8', '--image-size', '64', '--device', 'cpu', '--quiet',
+         '--checkpoint-seconds', '0']  # a checkpoint every epoch, so that the kill lands between two of them
 
 
 def train_cmd(data, out): return [STPM_REPRO, *TRAIN, '--data-root', str(data), '--out', str(out)]
