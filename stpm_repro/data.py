@@ -218,7 +218,7 @@ def _write_cache(tensors:dict[str, Tensor], path:Path):
     except OSError as e: warnings.warn(f"Could not write the decoded-image cache {path} ({e}); set STPM_REPRO_CACHE "
                                        "to a writable folder to avoid decoding again next time.")
 
-_CATEGORY_CACHE = {}  # (resolved category folder, S, file signature) -> CategoryData
+_CATEGORY_CACHE = {}  # (resolved category folder, S, file signature) -> the decoded tensors
 
 # %% ../nbs/00_data.ipynb 29
 def load_category(root:str|Path, # MVTec AD root folder
@@ -239,10 +239,10 @@ def load_category(root:str|Path, # MVTec AD root folder
         if tensors is None:
             tensors = _decode_all(files, image_size, progress)
             _write_cache(tensors, cache_file)
-        _CATEGORY_CACHE[key] = CategoryData(category, image_size, tensors['train_images'], tensors['test_images'],
-                                            tensors['test_masks'], torch.tensor(files.labels, dtype=torch.long),
-                                            files.defect_types, files.train, files.test)
-    return _CATEGORY_CACHE[key]
+        _CATEGORY_CACHE[key] = tensors
+    tensors = _CATEGORY_CACHE[key]  # shared by every spelling of the folder; the paths are this call's (e.g. a link's)
+    return CategoryData(category, image_size, tensors['train_images'], tensors['test_images'], tensors['test_masks'],
+                        torch.tensor(files.labels, dtype=torch.long), files.defect_types, files.train, files.test)
 
 # %% ../nbs/00_data.ipynb 40
 def train_val_split(n:int, # number of training images

@@ -379,7 +379,7 @@ def make_mvtec_standin(root, # folder that will hold the category folders (exist
                                     image_size=image_size)
     return root
 
-def time_table1(workdir, # stand-in data, decode cache, results store and the timing JSON go here
+def time_table1(workdir, # the stand-in data, the results store and the timing JSON go here
                 jobs:int=1, # runs training at the same time (`reproduce(jobs=...)`)
                 epochs:int=100, image_size:int=256, device:str='auto',
                 categories=MVTEC_CATEGORIES,
