@@ -24,8 +24,8 @@ from .backbones import BACKBONES, WeightsUnavailableError, build_student, build_
 from .data import category_dir, load_category, local_mvtec_root, resolve_data_root, train_val_split
 from .evaluate import evaluate_category, load_model, predict
 from .synthetic import make_synthetic_category
-from .train import (COMPILE_MODES, SpeedOptions, TrainConfig, atomic_torch_save, atomic_write_json, device_for, run_in_processes,
-                              split_indices, train)
+from .train import (COMPILE_MODES, SpeedOptions, TrainConfig, atomic_torch_save, atomic_write_json, device_for,
+                              run_in_processes, split_indices, threads_per_process, train)
 
 # %% ../nbs/11_bench.ipynb 5
 def device_name(device:torch.device, # the device the benchmark runs on
@@ -172,7 +172,7 @@ def time_concurrent_training(config:TrainConfig, data, workdir:Path,
     "Images/s of `jobs` default runs training at the same time in separate processes, added up"
     runs = run_in_processes(train, [dict(config=config, run_dir=Path(workdir)/f'run_concurrent_{k}', data=data,
                                          progress=False) for k in range(jobs)])
-    return {'jobs': jobs, 'threads_per_process': max(1, (os.cpu_count() or 1)//jobs),
+    return {'jobs': jobs, 'threads_per_process': threads_per_process(jobs),
             'images_per_second': sum(run['train_images_per_second'] for run in runs)}
 
 def time_training(config:TrainConfig, # the default run (the variants change one lever each)
@@ -325,7 +325,8 @@ BENCH_NUMBER_FIELDS = (
     *[f'train.{path}.{k}' for path in ('precomputed', 'plain', 'checkpoint_every_epoch', 'optimizer_toggled') for k in
       ('setup_seconds', 'teacher_seconds', 'train_seconds', 'checkpoint_seconds', 'epoch_seconds', 'images_per_second',
        'total_seconds')],
-    'train.epoch_speedup', *[f'train.levers.{k}' for k in ('precompute_teacher', 'checkpoint_interval', 'fused_sgd')], 'evaluation.images_per_second', 'evaluation.seconds', 'evaluation.metric_seconds',
+    'train.epoch_speedup', *[f'train.levers.{k}' for k in ('precompute_teacher', 'checkpoint_interval', 'fused_sgd')],
+    'evaluation.images_per_second', 'evaluation.seconds', 'evaluation.metric_seconds',
     'latency.median_ms', 'latency.p90_ms', 'latency.min_ms', 'latency.max_ms', 'latency.repeats',
     'inference.batch_size', 'inference.images_per_second', 'inference.channels_last_images_per_second',
     'memory.peak_rss_mib', 'floor.peak_tflops', 'floor.student_forward_gflops', 'floor.train_gflops_per_image',

@@ -7,7 +7,7 @@ __all__ = ['COMPILE_MODES', 'TrainConfig', 'atomic_write_json', 'atomic_write_te
            'prepare_run_dir', 'load_config', 'split_indices', 'load_data', 'training_images', 'teacher_features',
            'trainable_state_dict', 'load_trainable_state_dict', 'SpeedOptions', 'compile_trainable',
            'add_speed_arguments', 'speed_from_args', 'checkpoint_parts', 'validation_losses', 'validation_loss',
-           'train', 'run_in_processes']
+           'train', 'threads_per_process', 'run_in_processes']
 
 # %% ../nbs/08_train.ipynb 2
 import argparse, dataclasses, json, math, multiprocessing, os, tempfile, time
@@ -342,6 +342,10 @@ def _call_with_threads(threads:int, fn, kwargs:dict):
     torch.set_num_threads(threads)
     return fn(**kwargs)
 
+def threads_per_process(processes:int)->int:
+    "The CPU cores shared out among `processes` processes (at least one thread each)"
+    return max(1, (os.cpu_count() or 1)//processes)
+
 def run_in_processes(fn, # a function importable by its module's name (spawned processes look it up there)
                      calls:list, # one dict of keyword arguments per process
                      threads:int|None=None, # torch threads per process; None: the CPU cores shared out
@@ -352,7 +356,7 @@ def run_in_processes(fn, # a function importable by its module's name (spawned p
         raise ValueError(f"{fn.__name__} is defined in __main__ (a notebook or script): spawned processes can only run "
                          "a function they can import, so move it into a module")
     if not calls: return []
-    threads = threads or max(1, (os.cpu_count() or 1)//len(calls))
+    threads = threads or threads_per_process(len(calls))
     with ProcessPoolExecutor(len(calls), mp_context=multiprocessing.get_context('spawn')) as pool:
         futures = [pool.submit(_call_with_threads, threads, fn, kwargs) for kwargs in calls]
         while wait(futures, timeout=1)[1]:
