@@ -6,9 +6,9 @@
 __all__ = ['MVTEC_SPLIT_SIZES', 'BENCH_TEXT_FIELDS', 'BENCH_NUMBER_FIELDS', 'BENCH_CUDA_FIELDS', 'BENCH_CONCURRENT_FIELDS',
            'device_name', 'peak_rss_bytes', 'synchronize', 'time_call', 'latency_summary', 'benchmark_data',
            'time_data_preparation', 'random_teacher_checkpoint', 'benchmark_teacher', 'training_variants',
-           'time_concurrent_training', 'time_training', 'measure_latency', 'measure_throughput', 'count_macs',
-           'table1_flops', 'floor_report', 'check_bench', 'run_benchmark', 'add_bench_parser', 'format_bench',
-           'bench_command']
+           'time_concurrent_training', 'time_training', 'measure_latency', 'measure_throughput', 'paired_latency',
+           'count_macs', 'table1_flops', 'floor_report', 'check_bench', 'run_benchmark', 'add_bench_parser',
+           'format_bench', 'bench_command']
 
 # %% ../nbs/11_bench.ipynb 2
 import argparse, dataclasses, datetime, math, os, platform, statistics, sys, tempfile, time, warnings
@@ -246,6 +246,22 @@ def measure_throughput(model, # a method model in eval mode, on its device
     return result
 
 # %% ../nbs/11_bench.ipynb 30
+def paired_latency(models:dict, # name -> method model in eval mode, all on one device
+                   image:torch.Tensor, # (1,3,S,S) uint8 image in host memory
+                   repeats:int=15, # timed calls per model, taken in alternation
+                   warmup:int=2, # untimed calls per model first
+                  )->dict: # name -> fastest call in ms
+    "Fastest batch-1 `predict` call of each model, the models timed in turn so that load bursts hit them alike"
+    device = next(next(iter(models.values())).parameters()).device
+    def call(model): return time_call(lambda: predict(model, image, batch_size=1), device)[1]
+    for model in models.values():
+        for _ in range(warmup): call(model)
+    seconds = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items(): seconds[name].append(call(model))
+    return {name: 1e3*min(values) for name, values in seconds.items()}
+
+# %% ../nbs/11_bench.ipynb 34
 def count_macs(net:nn.Module, # network to measure (run once, in eval mode, on the CPU, without gradients)
                image_size:int, # side length S of the (1,3,S,S) input
               )->int:
@@ -263,7 +279,7 @@ def count_macs(net:nn.Module, # network to measure (run once, in eval mode, on t
         for hook in hooks: hook.remove()
     return total
 
-# %% ../nbs/11_bench.ipynb 34
+# %% ../nbs/11_bench.ipynb 38
 MVTEC_SPLIT_SIZES = {  # category: (train/good images, test images), from the MVTec AD paper (Bergmann et al.)
     'bottle': (209, 83), 'cable': (224, 150), 'capsule': (219, 132), 'carpet': (280, 117), 'grid': (264, 78),
     'hazelnut': (391, 110), 'leather': (245, 124), 'metal_nut': (220, 115), 'pill': (267, 167), 'screw': (320, 160),
@@ -282,7 +298,7 @@ def table1_flops(forward_flops:float, # F: FLOPs of one student forward pass of 
              'validation': epochs*forward_flops*n_val, 'test': 2*forward_flops*n_test}
     return {**parts, 'total': sum(parts.values()), 'n_train': n_train, 'n_val': n_val, 'n_test': n_test}
 
-# %% ../nbs/11_bench.ipynb 38
+# %% ../nbs/11_bench.ipynb 42
 def floor_report(forward_macs:int, # MACs of one student forward pass of one image
                  peak_tflops:float, # peak rate of the device the floor is for
                  training:dict|None=None, # `time_training`'s result, when measured
@@ -316,7 +332,7 @@ def floor_report(forward_macs:int, # MACs of one student forward pass of one ima
             report['table1_projected_concurrent_seconds'] = projected/training['concurrent']['speedup']
     return report
 
-# %% ../nbs/11_bench.ipynb 41
+# %% ../nbs/11_bench.ipynb 45
 BENCH_TEXT_FIELDS = ('device', 'device_name', 'torch_version', 'stpm_repro_version', 'created', 'category', 'teacher',
                      'teacher_weights', 'data_source.kind')
 BENCH_NUMBER_FIELDS = (
@@ -359,7 +375,7 @@ def check_bench(result:dict, # what `run_benchmark` returned (or its JSON, read 
     if not result['latency'].get('samples_ms'): raise ValueError("benchmark field 'latency.samples_ms' is empty")
     return result
 
-# %% ../nbs/11_bench.ipynb 42
+# %% ../nbs/11_bench.ipynb 46
 def _load_average()->float|None:
     "1-minute load average of the machine (Unix), to judge how busy it was while timing"
     return os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
@@ -423,7 +439,7 @@ def run_benchmark(device:str='cpu', # 'cpu', 'cuda' (or 'cuda:1') or 'auto'
     if out is not None: atomic_write_json(out, result)
     return result
 
-# %% ../nbs/11_bench.ipynb 50
+# %% ../nbs/11_bench.ipynb 54
 def add_bench_parser(subparsers, # what `ArgumentParser.add_subparsers` returned
                     )->argparse.ArgumentParser:
     "Register the `bench` sub-command"
