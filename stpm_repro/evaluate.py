@@ -177,7 +177,6 @@ def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
                       titles:list|None=None, # one title per row (e.g. the defect type)
                      ):
     "A matplotlib figure: input, per-level maps, fused map, ground truth"
-    import matplotlib
     import matplotlib.pyplot as plt
     level_names = level_names or [f'level {i + 1}' for i in range(len(levels))]
     n, cols = len(images), len(levels) + 3

@@ -10,7 +10,7 @@ __all__ = ['COMPILE_MODES', 'TrainConfig', 'atomic_write_json', 'atomic_write_te
            'train', 'threads_per_process', 'run_in_processes']
 
 # %% ../nbs/08_train.ipynb 2
-import argparse, dataclasses, json, math, multiprocessing, os, tempfile, time
+import argparse, dataclasses, json, multiprocessing, os, tempfile, time
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -20,11 +20,18 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_precomputed_teacher_features_give_the_plain_paths_metrics(tmp_path):
+@pytest.fixture
+def tiles(tmp_path):
+    "A small synthetic category, loaded, and the config of a seeded 3-epoch CPU run on it"
     make_synthetic_category(tmp_path/'data', 'synthetic_tiles', n_train=20, n_test_good=4, n_test_defect=6, image_size=64)
     data = load_category(tmp_path/'data', 'synthetic_tiles', image_size=64, cache_dir=tmp_path/'cache', progress=False)
     config = TrainConfig(category='synthetic_tiles', data_root=str(tmp_path/'data'), teacher='efficientnet_lite0',
                          image_size=64, epochs=3, batch_size=8, seed=0, device='cpu')
+    return data, config
+
+
+def test_precomputed_teacher_features_give_the_plain_paths_metrics(tiles, tmp_path):
+    data, config = tiles
     runs = {p: tmp_path/f'precompute_{p}' for p in (True, False)}
     metrics = {p: train_and_evaluate(dataclasses.replace(config, precompute_teacher=p), run, data=data, progress=False)
                for p, run in runs.items()}
@@ -34,12 +41,9 @@ def test_precomputed_teacher_features_give_the_plain_paths_metrics(tmp_path):
     torch.testing.assert_close(maps[True], maps[False], rtol=1e-4, atol=1e-6)
 
 
-def test_speed_options_give_the_default_runs_metrics(tmp_path):
+def test_speed_options_give_the_default_runs_metrics(tiles, tmp_path):
     "Fused SGD, a compiled student and checkpoints only at the end, all at once, change no metric or map"
-    make_synthetic_category(tmp_path/'data', 'synthetic_tiles', n_train=20, n_test_good=4, n_test_defect=6, image_size=64)
-    data = load_category(tmp_path/'data', 'synthetic_tiles', image_size=64, cache_dir=tmp_path/'cache', progress=False)
-    config = TrainConfig(category='synthetic_tiles', data_root=str(tmp_path/'data'), teacher='efficientnet_lite0',
-                         image_size=64, epochs=3, batch_size=8, seed=0, device='cpu')
+    data, config = tiles
     fast = SpeedOptions(checkpoint_seconds=math.inf, fused_optimizer=True, compile='default', compile_backend='aot_eager')
     runs = {'default': (tmp_path/'default', None), 'fast': (tmp_path/'fast', fast)}
     metrics = {name: train_and_evaluate(config, run, data=data, progress=False, speed=speed) for name, (run, speed) in runs.items()}
