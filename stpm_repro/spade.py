@@ -152,7 +152,8 @@ def evaluate_spade_category(model:SPADE, # fitted
     labels = data.test_labels.to(out['maps'].device)
     metrics = evaluate_maps(out['maps'], data.test_masks.to(out['maps'].device), labels)
     result = {'image_auroc': auroc(out['scores'], labels), 'pixel_auroc': float(metrics['pixel_auroc']),
-              'pro': float(metrics['pro']), 'image_auroc_map_max': float(metrics['image_auroc']),
+              'pro': float(metrics['pro']),
+              'pro_official_code': float(metrics['pro_official_code']), 'image_auroc_map_max': float(metrics['image_auroc']),
               'n_test': len(data.test_images), 'n_defective': int(data.test_labels.sum()),
               'eval_seconds': scored - start, 'metric_seconds': time.perf_counter() - scored}
     scores = pd.DataFrame({'category': data.category, 'path': [str(p) for p in data.test_paths],

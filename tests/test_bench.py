@@ -65,3 +65,37 @@ def test_run_benchmark_writes_every_field(tmp_path, monkeypatch):
     assert written['floor']['student_forward_gflops'] == pytest.approx(2*0.1145, rel=1e-3)  # ResNet-18 levels 2-4, 64 px
     assert len(written['latency']['samples_ms']) == 3
     assert set(written['train']['levers']) == {'precompute_teacher', 'checkpoint_interval', 'fused_sgd', 'concurrent_processes'}
+
+
+def test_gpu_suite_dry_run_writes_every_step(tmp_path, capsys):
+    "`stpm-repro bench --suite gpu --dry-run` on the CPU: every step runs, every lever equals the plain path"
+    from stpm_repro.bench import GPU_SUITE_STEPS
+    from stpm_repro.cli import main
+    out = tmp_path/'suite'
+    assert main(['bench', '--suite', 'gpu', '--dry-run', '--device', 'cpu', '--quiet', '--out', str(out)]) == 0
+    suite = json.loads((out/'suite.json').read_text())
+    assert (suite['dry_run'], suite['skipped'], suite['config']['image_size']) == (True, {}, 64)
+    assert list(suite['steps']) == list(GPU_SUITE_STEPS) and not [s for s in suite['steps'].values() if 'error' in s]
+    assert sorted(p.name for p in out.iterdir()) == sorted(['suite.json', *(f'{name}.png' for name in GPU_SUITE_STEPS)])
+    assert all((out/name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for name in suite['figures'].values())
+    correctness = suite['steps']['correctness']
+    for precision in ('fp32', 'bf16'):
+        run = correctness[precision]
+        assert len(run['train_losses']) == len(run['val_losses']) == 2 and run['final_val_loss'] == run['val_losses'][-1]
+        assert all(0 <= run[k] <= 1 for k in METRIC_KEYS)
+    assert correctness['bf16_minus_fp32']['pro'] == pytest.approx(correctness['bf16']['pro'] - correctness['fp32']['pro'])
+    levers = suite['steps']['levers']
+    checked = {'precompute_teacher', 'fused_sgd', 'compile_default', 'metrics_on_device'}
+    assert checked <= set(levers) and all(levers[name]['equal'] for name in checked), levers
+    speed = suite['steps']['speed']
+    assert set(speed['inference_images_per_second']) == {'1', '8'}
+    assert all(set(r) == {'fp32', 'bf16', 'channels_last_fp32', 'channels_last_bf16'} for r in speed['inference_images_per_second'].values())
+    assert (speed['latency']['repeats'], set(speed['train_images_per_second'])) == (3, {'fp32', 'bf16'})
+    assert {'pro_seconds', 'pixel_auroc_seconds', 'image_auroc_seconds'} <= set(speed['metrics'])
+    table1 = suite['steps']['table1']
+    assert (table1['categories_run'], table1['runs'], table1['epochs']) == (['toothbrush'], 1, 1)
+    assert table1['share_of_training_images'] == pytest.approx(60/3629)
+    assert table1['projected_full_seconds'] == pytest.approx(table1['reproduce_seconds']/table1['share_of_training_images'])
+    assert table1['projected_over_floor'] == pytest.approx(table1['projected_full_seconds']/table1['floor_seconds'])
+    assert table1['student_forward_flops'] == 228982784  # ResNet-18 levels 2-4 at 64 px: 2 x 114.5 M multiply-adds
+    assert 'suite written to' in capsys.readouterr().out

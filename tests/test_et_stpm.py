@@ -1,5 +1,5 @@
 "ET-STPM end to end on synthetic data: fine-tune a teacher, train and evaluate STPM with it, reuse both on a second call."
-import json
+import dataclasses, json
 
 import torch
 
@@ -37,6 +37,12 @@ def test_finetuned_teacher_trains_stpm_and_is_reused(tmp_path, monkeypatch):
         fine_tuned = build_teacher(BACKBONE, checkpoint=checkpoint).state_dict()
         assert all(torch.equal(v, fine_tuned[k]) for k, v in model.teacher.state_dict().items())
 
+        # the literal reading of Section D's loss trains too, under method 'et_stpm' (inference stays STPM's)
+        literal = dataclasses.replace(config, method='et_stpm', options={'loss': 'l1_cosine'})
+        literal_metrics = train_and_evaluate(literal, tmp_path/'run_l1_cosine', progress=False)
+        assert all(0 <= literal_metrics[k] <= 1 for k in ('image_auroc', 'pixel_auroc', 'pro')), literal_metrics
+        assert load_model(tmp_path/'run_l1_cosine', 'cpu')[0].loss == 'l1_cosine'
+
         # second call, through the experiment factory: the teacher and the run are found, not recomputed
         stamp = checkpoint.stat().st_mtime_ns
         monkeypatch.setattr(finetune, 'make_classifier', must_not_run)
@@ -47,6 +53,7 @@ def test_finetuned_teacher_trains_stpm_and_is_reused(tmp_path, monkeypatch):
                                          finetune=FINETUNE, batch_size=8)
         again, = experiment.configs()
         assert again == config
+        assert experiment.paper_teachers == {BACKBONE: 'resnet18'}  # offline stand-in, named in the records
         assert train_and_evaluate(again, tmp_path/'run', progress=False) == metrics
         assert checkpoint.stat().st_mtime_ns == stamp
     finally:

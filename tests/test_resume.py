@@ -3,6 +3,7 @@ import json, os, signal, subprocess, sys, time
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from stpm_repro.synthetic import make_synthetic_category
@@ -30,12 +31,14 @@ def test_killed_training_resumes(tmp_path, cli_env):
         time.sleep(0.2)
     assert proc.poll() is None, 'training finished before it could be killed: make the run longer'
     os.kill(proc.pid, signal.SIGKILL); proc.wait()
-    stopped_at = torch.load(last, weights_only=False)['state']['epoch']
-    assert 2 <= stopped_at < 6 and not (tmp_path/'killed'/'train.json').exists()
+    stopped = torch.load(last, weights_only=False)['state']
+    assert 2 <= stopped['epoch'] < 6 and not (tmp_path/'killed'/'train.json').exists()
 
     subprocess.run(train_cmd(tmp_path/'data', tmp_path/'killed'), env=cli_env, check=True, capture_output=True)
     whole, resumed = (json.loads((tmp_path/d/'train.json').read_text()) for d in ('whole', 'killed'))
     assert [h['epoch'] for h in resumed['history']] == list(range(1, 7))
     assert resumed['history'] == whole['history']
+    # train_seconds adds up both processes' epochs; train_seconds_this_process only the resuming one's
+    assert resumed['train_seconds'] == pytest.approx(stopped['train_seconds'] + resumed['train_seconds_this_process'], rel=1e-9)
     assert json.loads((tmp_path/'killed'/'metrics.json').read_text())['image_auroc'] == \
            json.loads((tmp_path/'whole'/'metrics.json').read_text())['image_auroc']
