@@ -17,11 +17,12 @@ import torchvision.models as tvm
 from .backbones import BACKBONES, WeightsUnavailableError, torchvision_cache_file
 from .data import DataError, load_category
 from .evaluate import evaluate_run, load_run, one_per_defect_type, plot_anomaly_maps, predict, train_and_evaluate
-from .experiments import RUNNERS, ResultStore, add_reproduce_parser, reproduce_command, runner_for
+from .experiments import RUNNERS, ResultStore, add_reproduce_parser, reproduce, reproduce_command, runner_for
 from .bench import add_bench_parser, bench_command
 from .finetune import add_finetune_parser, finetune_command
 from . import dcam, rstpm, spade # register their methods, runners and paper experiments
 from .model import METHODS
+from .reproduced_tables import reproduced_tables_text, runs_table
 from .synthetic import make_synthetic_category
 from .train import (DAMAGED_LAST, PRECISIONS, RECIPES, TRAIN_FRACTION_OF, CheckpointError, TrainConfig, TrainingInterrupted,
                               add_speed_arguments, load_checkpoint, load_config, speed_from_args)
@@ -196,7 +197,18 @@ def _demo(args)->str:
     metrics = run_demo(args.out, args.epochs, args.image_size, args.device, progress=not args.quiet)
     return f"{format_metrics([metrics])}\nanomaly maps saved to {Path(args.out)/'anomaly_maps.png'}"
 
-COMMANDS = {'train': _train, 'evaluate': _evaluate, 'score': _score, 'demo': _demo, 'reproduce': reproduce_command,
+def _reproduce(args)->str:
+    "The runs' summary (`reproduce_command`), then every table they fill in full: the paper's rows with ours beside them"
+    runs = argparse.Namespace(**{**vars(args), 'table': runs_table(args.paper, args.table)})
+    summary = reproduce_command(runs)
+    records = reproduce(runs.paper, runs.table, runs.data_root, runs.store, categories=runs.categories, epochs=runs.epochs,
+                        seeds=tuple(runs.seeds), shard=runs.shard, progress=False, image_size=runs.image_size, teacher=runs.teacher,
+                        device=runs.device, **({'teacher_dir': runs.teacher_dir} if runs.teacher_dir else {})) # trains nothing now
+    shows = f"{args.paper} table {args.table} shows the runs of table {runs.table}\n" if runs.table != args.table else ''
+    reading = dict(teacher=args.teacher, store=args.store, device=None if args.device == 'auto' else args.device)
+    return f"{summary}\n{shows}\n{reproduced_tables_text(args.paper, args.table, records, **reading)}"
+
+COMMANDS = {'train': _train, 'evaluate': _evaluate, 'score': _score, 'demo': _demo, 'reproduce': _reproduce,
             'finetune-teacher': finetune_command, 'bench': bench_command}
 RESULT_COMMANDS = ('train', 'evaluate', 'score', 'demo', 'reproduce') # return their results; all they print goes to stderr
 USER_ERRORS = (DataError, CheckpointError, WeightsUnavailableError, OSError, ValueError) # what bad input raises

@@ -449,7 +449,7 @@ def train(config:TrainConfig, # what to train
         parts = checkpoint_parts(model)
         _check_parts(model, parts)
         prepare_run_dir(run_dir, config)  # everything is checked: from here on the run writes files
-        print(checkpoint_note(run_dir, speed), file=sys.stderr)
+        if progress: print(checkpoint_note(run_dir, speed), file=sys.stderr)
         t1 = time.perf_counter()
         train_targets = val_targets = None
         if config.precompute_teacher:
