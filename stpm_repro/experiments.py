@@ -12,7 +12,7 @@ __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', '
            'add_reproduce_parser', 'reproduce_command', 'make_mvtec_standin', 'time_table1']
 
 # %% ../nbs/12_experiments.ipynb 2
-import contextlib, dataclasses, functools, hashlib, itertools, json, re, socket, subprocess, sys, time
+import contextlib, dataclasses, functools, hashlib, inspect, itertools, json, re, socket, subprocess, sys, time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +25,7 @@ from .backbones import BACKBONES
 from .bench import MVTEC_SPLIT_SIZES, device_name, random_teacher_checkpoint
 from .data import MVTEC_CATEGORIES, load_category
 from .evaluate import train_and_evaluate
-from .model import METHODS
+from .model import METHODS, load_method
 from .synthetic import make_synthetic_category
 from .train import (SpeedOptions, TrainConfig, add_speed_arguments, atomic_write_json, atomic_write_text, device_for,
                               load_config, run_in_processes, speed_from_args)
@@ -87,14 +87,15 @@ def teacher_checkpoint_path(teacher_dir, # folder of pretrained classifier teach
     return Path(teacher_dir).expanduser().resolve()/f'{teacher}_{dataset}.pt'
 
 def _stpm_teacher_checkpoints(teacher_dir, teacher:str)->list:
+    "Table 4's classifier-teacher checkpoints that exist; a note on stderr names the missing ones and how to make them"
     paths = [teacher_checkpoint_path(teacher_dir, teacher, d) for d in STPM_TEACHER_DATASETS]
     missing = [(p, d) for p, d in zip(paths, STPM_TEACHER_DATASETS) if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"STPM Table 4 needs teacher checkpoints that do not exist: {', '.join(str(p) for p, _ in missing)}. "
-            f"Make each with stpm_repro.teachers.train_classifier_teacher (backbone {teacher!r}, data set "
-            f"{', '.join(repr(d) for _, d in missing)}) saving to that path, or point --teacher-dir at the folder holding them")
-    return [str(p) for p in paths]
+        print(f"note: STPM Table 4's {', '.join(d for _, d in missing)} rows are left out: their teacher checkpoints "
+              f"{', '.join(str(p) for p, _ in missing)} do not exist. Make each with "
+              f"stpm_repro.teachers.train_classifier_teacher (backbone {teacher!r}) saving to that path, or point "
+              "--teacher-dir at the folder holding them", file=sys.stderr)
+    return [str(p) for p in paths if p.is_file()]
 
 # %% ../nbs/12_experiments.ipynb 9
 def stpm_experiment(table:int, # table number of the STPM paper, 1-5
@@ -121,7 +122,11 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
         grid = {'teacher': list(dict.fromkeys([teacher] + ([wide_teacher] if wide_teacher else []))), **rows}
     elif table == 2: grid = rows
     elif table == 3: grid = {'levels': list(STPM_LEVEL_SETS), **rows}
-    elif table == 4: grid = {'teacher_checkpoint': [None]*imagenet_teacher + _stpm_teacher_checkpoints(teacher_dir, teacher), **rows}
+    elif table == 4:
+        checkpoints = [None]*imagenet_teacher + _stpm_teacher_checkpoints(teacher_dir, teacher)
+        if not checkpoints: raise ValueError("STPM Table 4 has no row to run: the ImageNet row is left out and no classifier-teacher "
+                                             f"checkpoint is in {teacher_dir} (see the note above)")
+        grid = {'teacher_checkpoint': checkpoints, **rows}
     elif table == 5: grid = {'method': ['stpm', 'spade'], 'train_fraction': list(STPM_TRAIN_FRACTIONS), **rows}
     else: raise ValueError(f"the STPM paper has tables 1 to 5; got table {table!r}")
     paper_teachers = {teacher: STPM_TEACHER, **({wide_teacher: STPM_WIDE_TEACHER} if table == 1 and wide_teacher else {})}
@@ -129,10 +134,12 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
 
 EXPERIMENTS = {'stpm': stpm_experiment} # paper -> factory(table, categories, epochs, seeds, image_size, teacher, data_root, device, **overrides)
 
-def build_experiments(paper:str, table:int, **kwargs)->list:
-    "The experiments of `paper`'s `table` (`kwargs` go to the paper's factory)"
+def build_experiments(paper:str, table:int, progress:bool=True, **kwargs)->list:
+    "The experiments of `paper`'s `table` (`kwargs` go to the paper's factory; `progress` to one doing work of its own)"
     if paper not in EXPERIMENTS: raise ValueError(f"unknown paper {paper!r}; choose one of {sorted(EXPERIMENTS)}")
-    return EXPERIMENTS[paper](table, **kwargs)
+    factory = EXPERIMENTS[paper]
+    takes_progress = 'progress' in inspect.signature(factory).parameters  # e.g. ET-STPM's, which fine-tunes teachers first
+    return factory(table, **kwargs, **({'progress': progress} if takes_progress else {}))
 
 # %% ../nbs/12_experiments.ipynb 13
 MACHINE_FIELDS = ('data_root', 'device') # config fields that describe where a run happens, not what it is
@@ -282,9 +289,9 @@ def register_runner(method:str):
 
 def runner_for(method:str):
     "The function that executes a run of `method`"
-    if method not in RUNNERS and method not in METHODS:
+    if not load_method(method) and method not in RUNNERS:
         raise ValueError(f"no runner or model is registered for method {method!r} (known: {sorted(set(RUNNERS) | set(METHODS))}); "
-                         f"import the module that registers it (e.g. stpm_repro.spade for 'spade') before reproducing")
+                         f"register it with `register_method` or `register_runner` before reproducing")
     return RUNNERS.get(method, train_and_evaluate)
 
 # %% ../nbs/12_experiments.ipynb 31
@@ -335,7 +342,7 @@ def reproduce(paper:str, # a key of `EXPERIMENTS`, e.g. 'stpm'
     "Run the missing runs of a paper's table (or of one shard of it) and return the table's records"
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     given = {k: v for k, v in {'categories': categories, 'epochs': epochs}.items() if v is not None}
-    experiments = build_experiments(paper, table, seeds=seeds, data_root=data_root, **given, **overrides)
+    experiments = build_experiments(paper, table, progress, seeds=seeds, data_root=data_root, **given, **overrides)
     named = {}
     for experiment in experiments:
         for config in experiment.configs():

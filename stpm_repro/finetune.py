@@ -354,6 +354,7 @@ def et_stpm_experiment(table:int, # 2 or 3 (ET-STPM's Tables II and III, the sam
                        finetune:dict|None=None, # other `finetune_teacher` arguments (head_epochs, lr_head, progress, ...)
                        abnormal_share:float|None=None, # the 'paper' teacher's share of defective test images (None: all)
                        loss:str='stpm_eq1', # the student's loss (`ET_STPM_LOSSES`): 'stpm_eq1' trains plain STPM
+                       progress:bool=True, # progress bars of the fine-tuning
                        **overrides, # other `TrainConfig` fields for every STPM run, e.g. batch_size=16
                       )->list: # of `Experiment`, one per seed
     "The runs behind ET-STPM's Tables II and III, fine-tuning (or reusing) their teachers first"
@@ -364,7 +365,7 @@ def et_stpm_experiment(table:int, # 2 or 3 (ET-STPM's Tables II and III, the sam
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     experiments = []
     for seed in seeds:
-        settings = {'image_size': image_size, 'device': device, **(finetune or {}), 'seed': seed}
+        settings = {'image_size': image_size, 'device': device, 'progress': progress, **(finetune or {}), 'seed': seed}
         checkpoints = [finetune_teacher(teacher, data_root, finetune_categories or categories, variant, teacher_dir, **settings,
                                         abnormal_share=abnormal_share if variant == 'paper' else None) for variant in variants]
         base = TrainConfig(**{**method, 'teacher': teacher, 'epochs': epochs, 'image_size': image_size,

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .backbones import BACKBONES, check_levels
 from .data import MVTEC_CATEGORIES, load_category, normalize, resolve_data_root, train_val_split
 from .fusion import FUSIONS
-from .model import METHODS, build_model
+from .model import METHODS, build_model, load_method
 
 # %% ../nbs/08_train.ipynb 5
 PRECISIONS = ('fp32', 'bf16')
@@ -431,8 +431,8 @@ def train(config:TrainConfig, # what to train
     "Train a method's student(s) as `config` says, keeping the checkpoint its recipe's criterion picks; resumable"
     config, speed, run_dir = dataclasses.replace(config), speed or SpeedOptions(), Path(run_dir)  # replace re-checks fields
     _choice('on_damaged_last', on_damaged_last, DAMAGED_LAST)
-    if config.method not in METHODS:
-        raise ValueError(f"unknown method {config.method!r}; choose one of {sorted(METHODS)} (import a method's module to register it)")
+    if not load_method(config.method):
+        raise ValueError(f"unknown method {config.method!r}; choose one of {sorted(METHODS)} (register your own with `register_method`)")
     if (run_dir/'config.json').exists():
         prepare_run_dir(run_dir, config)  # an existing run: only checks that it has this config
         if (run_dir/'train.json').exists(): return json.loads((run_dir/'train.json').read_text())
