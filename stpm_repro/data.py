@@ -5,8 +5,8 @@
 # %% auto 0
 __all__ = ['MVTEC_CATEGORIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_SUFFIXES', 'MASK_RESIZES', 'DataError', 'DataWarning',
            'resolve_data_root', 'local_mvtec_root', 'category_dir', 'CategoryFiles', 'list_category',
-           'check_mask_resize', 'read_image', 'read_mask', 'CategoryData', 'default_cache_dir', 'load_category',
-           'train_val_split', 'normalize']
+           'check_mask_resize', 'read_image', 'read_mask', 'CategoryData', 'default_cache_dir', 'load_files',
+           'load_category', 'images_under', 'list_folders', 'load_folders', 'train_val_split', 'normalize']
 
 # %% ../nbs/00_data.ipynb 2
 import hashlib, importlib.util, os, tempfile, warnings
@@ -180,6 +180,7 @@ class CategoryData:
     test_defect_types:list[str]
     train_paths:list[Path]
     test_paths:list[Path]
+    masks_given:bool=True # False for own data whose defective test images have no masks (no pixel metrics then)
     def __repr__(self):
         return (f"CategoryData({self.category!r}, {self.image_size}px: {len(self.train_paths)} train, "
                 f"{len(self.test_paths)} test, {int(self.test_labels.sum())} defective)")
@@ -262,6 +263,31 @@ def _write_cache(tensors:dict[str, Tensor], path:Path):
 _CATEGORY_CACHE = {}  # (resolved category folder, S, mask_resize, file signature) -> the decoded tensors
 
 # %% ../nbs/00_data.ipynb 29
+def load_files(files:CategoryFiles, # the images and masks to decode (`list_category`, `list_folders`)
+               image_size:int=256, # side length S every image and mask is resized to
+               cache_dir:str|Path|None=None, # disk cache folder; None: env `STPM_REPRO_CACHE` or `~/.cache/stpm_repro`
+               progress:bool=True, # show a tqdm bar while decoding
+               mask_resize:str='nearest', # masks: 'nearest' (ours) or 'bilinear' (STPM's public code), see `read_mask`
+              )->CategoryData:
+    "Every image and mask of `files` as uint8/bool tensors, decoded once and then served from memory or disk."
+    check_mask_resize(mask_resize)
+    folder = Path(os.path.commonpath([*files.train, *files.test]))  # a category's folder for MVTec AD
+    signature = _file_signature(files, folder)
+    key = (str(folder.resolve()), image_size, mask_resize, signature)
+    if key not in _CATEGORY_CACHE:
+        reading = '' if mask_resize == 'nearest' else f'-{mask_resize}-masks'  # the default keeps the older file names
+        name_hash = hashlib.sha256(f'{key[0]}\n{signature}{reading}'.encode()).hexdigest()[:16]
+        cache_file = Path(cache_dir or default_cache_dir()).expanduser()/f'{files.category}-{image_size}px{reading}-{name_hash}.pt'
+        tensors = _read_cache(cache_file, files, image_size)
+        if tensors is None:
+            tensors = _decode_all(files, image_size, progress, mask_resize)
+            _write_cache(tensors, cache_file)
+        _CATEGORY_CACHE[key] = tensors
+    tensors = _CATEGORY_CACHE[key]  # shared by every spelling of the folder; the paths are this call's (e.g. a link's)
+    masks_given = all(m is not None for m, label in zip(files.masks, files.labels) if label)
+    return CategoryData(files.category, image_size, tensors['train_images'], tensors['test_images'], tensors['test_masks'],
+                        torch.tensor(files.labels, dtype=torch.long), files.defect_types, files.train, files.test, masks_given)
+
 def load_category(root:str|Path, # MVTec AD root folder
                   category:str, # category name, e.g. 'bottle'
                   image_size:int=256, # side length S every image and mask is resized to
@@ -269,26 +295,66 @@ def load_category(root:str|Path, # MVTec AD root folder
                   progress:bool=True, # show a tqdm bar while decoding
                   mask_resize:str='nearest', # masks: 'nearest' (ours) or 'bilinear' (STPM's public code), see `read_mask`
                  )->CategoryData:
-    "Every image and mask of `category` as uint8/bool tensors, decoded once and then served from memory or disk."
-    check_mask_resize(mask_resize)
-    files = list_category(root, category)
-    folder = Path(root)/category
-    signature = _file_signature(files, folder)
-    key = (str(folder.resolve()), image_size, mask_resize, signature)
-    if key not in _CATEGORY_CACHE:
-        reading = '' if mask_resize == 'nearest' else f'-{mask_resize}-masks'  # the default keeps the older file names
-        name_hash = hashlib.sha256(f'{key[0]}\n{signature}{reading}'.encode()).hexdigest()[:16]
-        cache_file = Path(cache_dir or default_cache_dir()).expanduser()/f'{category}-{image_size}px{reading}-{name_hash}.pt'
-        tensors = _read_cache(cache_file, files, image_size)
-        if tensors is None:
-            tensors = _decode_all(files, image_size, progress, mask_resize)
-            _write_cache(tensors, cache_file)
-        _CATEGORY_CACHE[key] = tensors
-    tensors = _CATEGORY_CACHE[key]  # shared by every spelling of the folder; the paths are this call's (e.g. a link's)
-    return CategoryData(category, image_size, tensors['train_images'], tensors['test_images'], tensors['test_masks'],
-                        torch.tensor(files.labels, dtype=torch.long), files.defect_types, files.train, files.test)
+    "Every image and mask of an MVTec AD `category` (`load_files` of `list_category`)."
+    return load_files(list_category(root, category), image_size, cache_dir, progress, mask_resize)
 
 # %% ../nbs/00_data.ipynb 44
+def images_under(folder:Path)->list[Path]:
+    "Sorted image files anywhere under `folder`, skipping hidden files and folders."
+    return sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith('.') for part in p.relative_to(folder).parts))
+
+def _image_folder(folder, flag:str, what:str)->list[Path]:
+    "The images under `folder`, or a `DataError` naming the folder and the flag to fix"
+    folder = Path(folder)
+    if not folder.is_dir(): raise DataError(f"{flag} {folder}: no such folder; pass a folder of {what}")
+    images = images_under(folder)
+    if not images: raise DataError(f"{flag} {folder}: no images (png, jpg, bmp, tif) found in it or its sub-folders; put the {what} there")
+    return images
+
+def _masks_by_stem(mask_dir:Path, abnormal:list[Path], abnormal_dir:Path)->dict:
+    "Each abnormal image's mask (same stem, or stem + '_mask'); `DataError` for a missing or an orphan mask"
+    masks = {m.stem.removesuffix('_mask'): m for m in _image_folder(mask_dir, '--mask-dir', 'masks of the abnormal images')}
+    stems = [p.stem for p in abnormal]
+    if len(set(stems)) < len(stems):
+        twice = sorted(s for s in set(stems) if stems.count(s) > 1)[0]
+        raise DataError(f"--abnormal-dir {abnormal_dir}: two images are named {twice!r}, so a mask cannot be matched by its stem; rename one")
+    missing = [p for p in abnormal if p.stem not in masks]
+    if missing: raise DataError(f"abnormal image {missing[0]} has no mask in {mask_dir} (expected {missing[0].stem}.png or "
+                                f"{missing[0].stem}_mask.png); add it, or leave out --mask-dir to evaluate without masks")
+    orphans = sorted(set(masks) - set(stems))
+    if orphans: raise DataError(f"mask {masks[orphans[0]]} has no image named {orphans[0]!r} in {abnormal_dir}; remove it or add the image")
+    return {p: masks[p.stem] for p in abnormal}
+
+def list_folders(normal_dir, # defect-free training images
+                 abnormal_dir=None, # defective test images (sub-folders: defect types)
+                 mask_dir=None, # masks of the defective images, matched by file stem
+                 normal_test_dir=None, # defect-free test images
+                 name:str|None=None, # the data set's name (default: `normal_dir`'s folder name)
+                )->CategoryFiles:
+    "The files of an own data set in anomalib's folder layout, as a `CategoryFiles`"
+    train = _image_folder(normal_dir, '--normal-dir', 'defect-free training images')
+    if mask_dir is not None and abnormal_dir is None:
+        raise DataError(f"--mask-dir {mask_dir} was given without --abnormal-dir: masks belong to abnormal images; add the abnormal folder")
+    files = CategoryFiles(name or Path(normal_dir).resolve().name, train, [], [], [], [])
+    if abnormal_dir is not None:
+        abnormal = _image_folder(abnormal_dir, '--abnormal-dir', 'defective test images')
+        masks = _masks_by_stem(Path(mask_dir), abnormal, Path(abnormal_dir)) if mask_dir is not None else {}
+        for image in abnormal:
+            files.test.append(image); files.labels.append(1); files.masks.append(masks.get(image))
+            files.defect_types.append(image.parent.name if image.parent != Path(abnormal_dir) else 'abnormal')
+    for image in _image_folder(normal_test_dir, '--normal-test-dir', 'defect-free test images') if normal_test_dir is not None else []:
+        files.test.append(image); files.labels.append(0); files.masks.append(None); files.defect_types.append('good')
+    return files
+
+def load_folders(normal_dir, abnormal_dir=None, mask_dir=None, normal_test_dir=None, name:str|None=None,
+                 image_size:int=256, # side length S every image and mask is resized to
+                 **kwargs, # `load_files`' cache_dir, progress, mask_resize
+                )->CategoryData:
+    "An own data set in anomalib's folder layout, decoded and cached like an MVTec AD category"
+    return load_files(list_folders(normal_dir, abnormal_dir, mask_dir, normal_test_dir, name), image_size, **kwargs)
+
+# %% ../nbs/00_data.ipynb 50
 def train_val_split(n:int, # number of training images
                     val_fraction:float=0.2, # share held out for validation (the paper: 0.2)
                     seed:int=0, # seed of the permutation
@@ -300,7 +366,7 @@ def train_val_split(n:int, # number of training images
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[n_val:].sort().values, order[:n_val].sort().values
 
-# %% ../nbs/00_data.ipynb 47
+# %% ../nbs/00_data.ipynb 53
 def normalize(images:Tensor, # uint8 images (...,3,H,W)
               device:str|torch.device|None=None, # where the result lives; None: where `images` are
               dtype:torch.dtype=torch.float32, # result dtype

@@ -153,7 +153,7 @@ def _sha256_of_file(path:str, size:int, mtime_ns:int)->str:
 
 def portable_config(config:TrainConfig)->dict:
     "The config as hashed by `run_id`: machine fields dropped, a teacher checkpoint replaced by its content's SHA-256"
-    d = {k: v for k, v in config.to_dict().items() if k not in MACHINE_FIELDS}
+    d = {k: v for k, v in config.to_dict().items() if k not in MACHINE_FIELDS and not (k == 'folders' and v is None)}  # ids as before own data
     if config.teacher_checkpoint is not None:
         path = Path(config.teacher_checkpoint)
         if not path.is_file(): raise FileNotFoundError(f"teacher checkpoint {path} does not exist (run ids hash its content)")

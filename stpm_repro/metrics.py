@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['auroc', 'image_auroc', 'pixel_auroc', 'label_regions', 'pro_curve', 'truncated_auc', 'pro_auc', 'pro_official_code',
-           'evaluate_maps']
+           'evaluate_maps', 'threshold_stats', 'f1_optimal_threshold', 'validation_threshold', 'normalized_scores']
 
 # %% ../nbs/06_metrics.ipynb 2
 from typing import NamedTuple
@@ -248,3 +248,47 @@ def evaluate_maps(maps, # anomaly maps (N,H,W), array or tensor
     pixel_auroc, pro = _pixel_metrics(maps, masks, max_fpr)
     return {'image_auroc': image_auroc(maps, labels), 'pixel_auroc': pixel_auroc, 'pro': pro,
             'pro_official_code': pro_official_code(maps, masks, max_fpr)}
+
+# %% ../nbs/06_metrics.ipynb 66
+def _float64(scores)->np.ndarray:
+    "Scores as a float64 numpy array, without rounding a Python float through float32"
+    return scores.detach().cpu().double().numpy() if isinstance(scores, Tensor) else np.asarray(scores, dtype=np.float64)
+
+def threshold_stats(scores, # image scores (N,), array or tensor
+                    labels, # (N,) image labels, non-zero = anomalous
+                    threshold:float, # an image is anomalous when its score >= threshold
+                   )->dict: # value, precision, recall, f1
+    "Precision, recall and F1 of the decision `score >= threshold`"
+    predicted, actual = _float64(scores) >= threshold, np.asarray(_as_bool(labels))
+    tp, fp, fn = int((predicted & actual).sum()), int((predicted & ~actual).sum()), int((~predicted & actual).sum())
+    return {'value': float(threshold), 'precision': tp/(tp + fp) if tp + fp else 0., 'recall': tp/(tp + fn) if tp + fn else 0.,
+            'f1': 2*tp/(2*tp + fp + fn) if tp else 0.}
+
+def f1_optimal_threshold(scores, # image scores (N,)
+                         labels, # (N,) image labels, both classes present
+                        )->float:
+    "The score threshold maximising F1 of `score >= threshold` (the highest such threshold on ties)"
+    scores, labels = _float64(scores), np.asarray(_as_bool(labels))
+    _require_both_classes(torch.from_numpy(labels), 'labels')
+    order = np.argsort(-scores, kind='stable')
+    ranked, tp = scores[order], np.cumsum(labels[order])
+    k = np.arange(1, len(scores) + 1)
+    ends_tie = np.append(ranked[:-1] != ranked[1:], True)  # flagging exactly the top k is possible
+    f1 = np.where(ends_tie, 2*tp/(k + labels.sum()), -1.)
+    return float(ranked[np.argmax(f1)])
+
+def validation_threshold(scores, # defect-free validation images' scores
+                         quantile:float=0.99, # share of defect-free images below the threshold
+                        )->float:
+    "The `quantile` of the validation scores: a threshold chosen without any test label"
+    if not 0 < quantile <= 1: raise ValueError(f"threshold quantile must be in (0, 1], got {quantile}")
+    return float(np.quantile(_float64(scores), quantile))
+
+# %% ../nbs/06_metrics.ipynb 70
+def normalized_scores(scores, # raw scores or maps, array or tensor
+                      threshold:float, # maps to 0.5
+                      low:float, # the lowest validation score; maps to 0
+                     )->np.ndarray: # float64 in [0, 1]
+    "Scores rescaled so that `low` -> 0 and `threshold` -> 0.5, clipped to [0, 1]"
+    spread = threshold - low if threshold > low else abs(threshold) or 1.  # a degenerate validation set: scale by t itself
+    return np.clip(0.5 + (_float64(scores) - threshold)/(2*spread), 0., 1.)

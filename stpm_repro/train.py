@@ -12,7 +12,7 @@ __all__ = ['PRECISIONS', 'RECIPES', 'TRAIN_FRACTION_OF', 'COMPILE_MODES', 'SELEC
            'TrainingInterrupted', 'checkpoint_note', 'train', 'threads_per_process', 'run_in_processes']
 
 # %% ../nbs/08_train.ipynb 2
-import argparse, copy, dataclasses, json, math, multiprocessing, os, sys, tempfile, time, zipfile
+import argparse, copy, dataclasses, inspect, json, math, multiprocessing, os, sys, tempfile, time, zipfile
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .backbones import BACKBONES, check_levels
-from .data import MVTEC_CATEGORIES, load_category, normalize, resolve_data_root, train_val_split
+from .data import MVTEC_CATEGORIES, load_category, load_folders, normalize, resolve_data_root, train_val_split
 from .fusion import FUSIONS
 from .model import METHODS, build_model, load_method
 
@@ -67,6 +67,7 @@ class TrainConfig:
     smoothing_sigma:float = 0.
     recipe:str = 'paper' # STPM reading: 'paper' (the text) or 'official_code' (STPM's public code), see below
     options:dict = field(default_factory=dict) # method-specific settings (e.g. RSTPM's second teacher)
+    folders:list|None = None # own data instead of MVTec AD: per class, `load_folders`' arguments (normal_dir, abnormal_dir, ...)
 
     def __post_init__(self):
         self.levels = check_levels(self.levels, deepest=5)
@@ -87,6 +88,12 @@ class TrainConfig:
         _choice('fusion', self.fusion, FUSIONS)
         _choice('precision', self.precision, PRECISIONS)
         _choice('recipe', self.recipe, RECIPES)
+        if self.folders is not None:
+            self.folders = [dict(f) for f in self.folders]
+            allowed = set(inspect.signature(load_folders).parameters) - {'image_size', 'kwargs'}
+            for f in self.folders:
+                if 'normal_dir' not in f or set(f) - allowed:
+                    raise ValueError(f"folders: each entry needs 'normal_dir' and may have {sorted(allowed - {'normal_dir'})}; got {sorted(f)}")
 
     @property
     def categories(self)->list:
@@ -169,7 +176,10 @@ def split_indices(n_images:int, # number of train/good images
     return train_idx, val_idx
 
 def load_data(config:TrainConfig, progress:bool=True)->list:
-    "The `CategoryData` of every category of `config`"
+    "The `CategoryData` of every category of `config`: MVTec AD's, or its own `folders`"
+    if config.folders is not None:
+        return [load_folders(**{'name': name, **f}, image_size=config.image_size, progress=progress)
+                for name, f in zip(config.categories, config.folders)]
     root = resolve_data_root(config.data_root)
     return [load_category(root, c, config.image_size, progress=progress) for c in config.categories]
 

@@ -108,7 +108,8 @@ def scored(trained, env, tmp_path_factory)->dict:
     assert Image.open(folder/'gray16.png').mode == 'I;16'
     out = cli(env, 'score', trained[1], folder, '--device', 'cpu', '--quiet')
     assert out.returncode == 0 and 'Traceback' not in out.stderr, out.stderr
-    return {Path(path).name: float(score) for score, path in (line.split('\t') for line in out.stdout.splitlines())}
+    rows = [line.split('\t') for line in out.stdout.splitlines()[1:] if '\t' in line]  # after the header: path, score, ...
+    return {Path(row[0]).name: float(row[1]) for row in rows}
 
 
 def test_score_cmyk_jpeg_works(scored):
