@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 import stpm_repro
 from .backbones import BACKBONES
-from .bench import MVTEC_SPLIT_SIZES, device_name, random_teacher_checkpoint
-from .data import MVTEC_CATEGORIES, load_category
+from .bench import device_name, random_teacher_checkpoint
+from .data import MVTEC_CATEGORIES, MVTEC_SPLIT_SIZES, load_category
 from .evaluate import train_and_evaluate
 from .model import METHODS, load_method
 from .synthetic import make_synthetic_category
