@@ -289,7 +289,8 @@ def register_runner(method:str):
 
 def runner_for(method:str):
     "The function that executes a run of `method`"
-    if not load_method(method) and method not in RUNNERS:
+    if method not in RUNNERS: load_method(method)  # a built-in method's module registers its model or runner
+    if method not in RUNNERS and method not in METHODS:
         raise ValueError(f"no runner or model is registered for method {method!r} (known: {sorted(set(RUNNERS) | set(METHODS))}); "
                          f"register it with `register_method` or `register_runner` before reproducing")
     return RUNNERS.get(method, train_and_evaluate)
