@@ -18,7 +18,7 @@ from .backbones import BACKBONES, WeightsUnavailableError, torchvision_cache_fil
 from .data import DataError, images_under, list_folders, load_category
 from .evaluate import (evaluate_run, load_run, one_per_defect_type, plot_anomaly_maps, predict, save_decision_figure,
                                  train_and_evaluate)
-from .experiments import RUNNERS, ResultStore, add_reproduce_parser, reproduce, reproduce_command, runner_for
+from .experiments import RUNNERS, ResultStore, add_reproduce_parser, paper_arguments, reproduce, reproduce_command, runner_for
 from .bench import add_bench_parser, bench_command
 from .export import add_export_parser, export_command
 from .finetune import add_finetune_parser, finetune_command
@@ -259,7 +259,7 @@ def _reproduce(args)->str:
     summary = reproduce_command(runs)
     records = reproduce(runs.paper, runs.table, runs.data_root, runs.store, categories=runs.categories, epochs=runs.epochs,
                         seeds=tuple(runs.seeds), shard=runs.shard, progress=False, image_size=runs.image_size, teacher=runs.teacher,
-                        device=runs.device, **({'teacher_dir': runs.teacher_dir} if runs.teacher_dir else {})) # trains nothing now
+                        device=runs.device, **paper_arguments(runs)) # trains nothing now
     shows = f"{args.paper} table {args.table} shows the runs of table {runs.table}\n" if runs.table != args.table else ''
     reading = dict(teacher=args.teacher, store=args.store, device=None if args.device == 'auto' else args.device)
     return f"{summary}\n{shows}\n{reproduced_tables_text(args.paper, args.table, records, **reading)}"

@@ -9,7 +9,7 @@ __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', '
            'portable_config', 'run_id', 'parse_shard', 'unique_configs', 'shard', 'configs_of_shard', 'library_commit',
            'flatten_record', 'ResultStore', 'register_runner', 'runner_for', 'adopt_run_dir',
            'earlier_training_seconds', 'run_and_record', 'reproduce', 'reproduce_with_messages_on_stderr',
-           'add_reproduce_parser', 'reproduce_command', 'make_mvtec_standin', 'time_table1']
+           'add_reproduce_parser', 'paper_arguments', 'reproduce_command', 'make_mvtec_standin', 'time_table1']
 
 # %% ../nbs/12_experiments.ipynb 2
 import contextlib, dataclasses, functools, hashlib, inspect, itertools, json, re, socket, subprocess, sys, time
@@ -405,24 +405,33 @@ def add_reproduce_parser(subparsers):
                    help="backbone of teacher and student; resnet18 (the paper's) needs its ImageNet weights file, "
                         "efficientnet_lite0 works offline")
     p.add_argument('--teacher-dir', help='STPM Table 4: folder of <teacher>_<dataset>.pt classifier teachers (default: teachers)')
+    p.add_argument('--finetune-categories', nargs='+',
+                   help="ET-STPM: the classes its teacher is fine-tuned on (default: --categories; one is padded with "
+                        "synthetic stand-ins)")
     p.add_argument('--device', default='auto', help="'cpu', 'cuda', 'cuda:1' or 'auto' (CUDA when available)")
     p.add_argument('--jobs', type=int, default=1, help='runs trained at the same time, each in its own process')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     add_speed_arguments(p)
     return p
 
+def paper_arguments(args)->dict:
+    "The `reproduce` flags only some papers' factories take, as keywords for them; a flag given to a paper without it fails"
+    given = {k: getattr(args, k) for k in ('teacher_dir', 'finetune_categories') if getattr(args, k, None)}
+    if 'finetune_categories' in given and args.paper != 'et_stpm':
+        raise ValueError(f"--finetune-categories is for --paper et_stpm (its teacher's fine-tuning), not {args.paper}")
+    return given
+
 def reproduce_command(args)->str:
     "Run `stpm-repro reproduce` from parsed arguments; the table's records as text"
-    extra = {'teacher_dir': args.teacher_dir} if args.teacher_dir else {}
     records = reproduce(args.paper, args.table, args.data_root, args.store, categories=args.categories,
                         epochs=args.epochs, seeds=tuple(args.seeds), shard=args.shard, progress=not args.quiet,
                         jobs=args.jobs, speed=speed_from_args(args), image_size=args.image_size, teacher=args.teacher,
-                        device=args.device, **extra)
+                        device=args.device, **paper_arguments(args))
     columns = [c for c in SUMMARY_COLUMNS if c in records.columns]
     table = records[columns].to_string(index=False, float_format='{:.3f}'.format) if len(records) else 'no finished runs yet'
     return f"{table}\n{args.paper} table {args.table}: {len(records)} runs finished; all results in {Path(args.store)/'results.csv'}"
 
-# %% ../nbs/12_experiments.ipynb 44
+# %% ../nbs/12_experiments.ipynb 45
 def make_mvtec_standin(root, # folder that will hold the category folders (existing ones are kept)
                        image_size:int=256, # side of the generated images
                        categories=MVTEC_CATEGORIES, # which of MVTec AD's categories to imitate

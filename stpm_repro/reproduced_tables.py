@@ -18,7 +18,7 @@ import pandas as pd
 
 from .dcam import DCAM_OPTIONS, per_category_rows, run_latency
 from .experiments import LARGER_TEACHERS, STPM_LEVEL_SETS, STPM_TEACHER_DATASETS, STPM_TRAIN_FRACTIONS, ResultStore
-from .finetune import et_stpm_variant
+from .finetune import et_stpm_variant, finetune_pool_note
 from .rstpm import RSTPM_TEACHER_PAIRS, deeper_teacher, rescore_runs, rstpm_row
 from .tables import compare_table, paper_results, paper_table, run_field, stpm_row, substitution_note, to_markdown
 
@@ -117,6 +117,7 @@ class ReproducedTable:
     teachers: Callable # reading -> {paper's backbone: ours}
     prepare: Callable = lambda records, reading: records # (records, reading) -> the lines `compare_table` reads
     by: str|None = None # `paper_table`'s layout; None: from the data
+    note: Callable = lambda records: '' # records -> what our runs' set-up changes beyond the teachers ('' nothing)
 
 def wide_of(reading:dict)->str|None:
     "STPM Table 1's second backbone"
@@ -132,6 +133,7 @@ def _rstpm_pairs(reading):
     pairs = reading['pair_rows'] or rstpm_pair_rows(reading['teacher'], second_of(reading))
     return lambda run: (lambda key: pairs.get(key, key))(rstpm_row(4, run))
 
+def _finetune_pools(records): return finetune_pool_note(records.teacher_checkpoint) if 'teacher_checkpoint' in records else ''
 def _per_category(records, reading): return per_category_rows(records) if len(records) else records
 def _timed(records, reading):
     return with_latency(records, reading['store'], reading['latency_devices'], reading['latency_repeats'], reading['latency_warmup'])
@@ -154,8 +156,8 @@ TABLES = { # (paper, table) -> how our runs fill it
     ('dcam', '2'): ReproducedTable(1, lambda r: dcam_table1_row, lambda r: ['stpm_multiclass', 'dcam'], _resnet18, _timed),
     **{('dcam', str(t)): _dcam_ablation(t) for t in (3, 4, 5, 6)},
     ('et_stpm', '1'): ReproducedTable(2, None, lambda r: [], _resnet18),
-    **{('et_stpm', str(t)): ReproducedTable(2, lambda r: et_stpm_row, lambda r: list(ET_STPM_VARIANT_ROWS.values()), _resnet18)
-       for t in (2, 3)},
+    **{('et_stpm', str(t)): ReproducedTable(2, lambda r: et_stpm_row, lambda r: list(ET_STPM_VARIANT_ROWS.values()), _resnet18,
+                                            note=_finetune_pools) for t in (2, 3)},
 }
 
 # %% ../nbs/17_reproduced_tables.ipynb 24
@@ -193,7 +195,7 @@ def table_note(paper:str, table, **reading)->str:
 
 def table_report(paper:str, table, records:pd.DataFrame, **reading)->str:
     "The full table in Markdown, under its title and the substitution note"
-    note = table_note(paper, table, **reading)
+    note = '\n'.join(n for n in (table_note(paper, table, **reading), table_entry(paper, table).note(records)) if n)
     return f"{paper} table {table}, paper beside ours:\n" + (f"{note}\n" if note else '') + to_markdown(full_table(paper, table, records, **reading))
 
 # %% ../nbs/17_reproduced_tables.ipynb 34
