@@ -347,19 +347,19 @@ def finetune_pool(data_root, # MVTec AD root; None reads `MVTEC_AD_ROOT`
                   workdir, # where a padded pool is assembled (the teacher folder)
                   image_size:int=256, # side of the generated stand-ins
                  )->tuple: # (root holding the classes, the classes)
-    "`data_root` and `categories` when they are two or more classes, else a root where `SYNTHETIC_POOL` joins them"
+    "`data_root` and `categories` when they are two or more classes, else a root where `SYNTHETIC_POOL` joins them (said once)"
     categories = [categories] if isinstance(categories, str) else list(dict.fromkeys(categories))
     if len(categories) >= 2: return data_root, categories
     root, pool = resolve_data_root(data_root), Path(workdir).expanduser()/f'finetune_pool_{image_size}'
     pool.mkdir(parents=True, exist_ok=True)
-    for category in categories:
-        if not (pool/category).exists(): (pool/category).symlink_to(category_dir(root, category).resolve(), target_is_directory=True)
     added = [c for c in SYNTHETIC_POOL if c not in categories]
-    for category in added:
-        if (pool/category).exists(): continue
-        with tempfile.TemporaryDirectory(dir=pool) as scratch:  # a generation cut short leaves no half category behind
-            os.replace(make_synthetic_category(scratch, category, image_size=image_size), pool/category)
-    print(f"ET-STPM: a classifier needs two classes; the teacher is fine-tuned on {', '.join(categories)} and the synthetic "
+    missing = [c for c in categories + added if not (pool/c).exists()]
+    for category in missing:
+        if category in categories: (pool/category).symlink_to(category_dir(root, category).resolve(), target_is_directory=True)
+        else:
+            with tempfile.TemporaryDirectory(dir=pool) as scratch:  # a generation cut short leaves no half category behind
+                os.replace(make_synthetic_category(scratch, category, image_size=image_size), pool/category)
+    if missing: print(f"ET-STPM: a classifier needs two classes; the teacher is fine-tuned on {', '.join(categories)} and the synthetic "
           f"{', '.join(added)} (in {pool}); pass --finetune-categories to choose the classes", file=sys.stderr)
     return str(pool), categories + added
 
