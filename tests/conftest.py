@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from stpm_repro.data import local_mvtec_root
+from stpm_repro.core.data import local_mvtec_root
 
 REPO = Path(__file__).resolve().parents[1]
 

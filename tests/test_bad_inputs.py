@@ -1,4 +1,4 @@
-"""The table of bad inputs in nbs/10_cli.ipynb, one test per row, run as a user runs the kit: the `stpm-repro` command.
+"""The table of bad inputs in nbs/15_cli.ipynb, one test per row, run as a user runs the kit: the `stpm-repro` command.
 
 Each test checks the exit status, that the error is one line on stderr (and no traceback), and that nothing already
 computed is lost. One tiny trained run (synthetic data, 64 px, 1 epoch, EfficientNet-Lite0) is shared by the module.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stpm_repro.experiments import build_experiments, run_id
-from stpm_repro.synthetic import make_synthetic_category
+from stpm_repro.repro.experiments import build_experiments, run_id
+from stpm_repro.core.synthetic import make_synthetic_category
 
 STPM_REPRO = str(Path(sys.executable).parent/'stpm-repro')
 CATEGORY = 'synthetic_tiles'

@@ -4,11 +4,11 @@ import dataclasses, json, math
 import pytest
 import torch
 
-from stpm_repro.bench import check_bench, run_benchmark
-from stpm_repro.data import load_category
-from stpm_repro.evaluate import METRIC_KEYS, load_run, train_and_evaluate
-from stpm_repro.synthetic import make_synthetic_category
-from stpm_repro.train import SpeedOptions, TrainConfig
+from stpm_repro.repro.bench import check_bench, run_benchmark
+from stpm_repro.core.data import load_category
+from stpm_repro.engine.evaluate import METRIC_KEYS, load_run, train_and_evaluate
+from stpm_repro.core.synthetic import make_synthetic_category
+from stpm_repro.engine.train import SpeedOptions, TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_run_benchmark_writes_every_field(tmp_path, monkeypatch):
 
 def test_gpu_suite_dry_run_writes_every_step(tmp_path, capsys):
     "`stpm-repro bench --suite gpu --dry-run` on the CPU: every step runs, every lever equals the plain path"
-    from stpm_repro.bench import GPU_SUITE_STEPS
+    from stpm_repro.repro.bench import GPU_SUITE_STEPS
     from stpm_repro.cli import main
     out = tmp_path/'suite'
     assert main(['bench', '--suite', 'gpu', '--dry-run', '--device', 'cpu', '--quiet', '--out', str(out)]) == 0

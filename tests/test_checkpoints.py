@@ -7,8 +7,9 @@ from unittest import mock
 import pytest
 import torch
 
-import stpm_repro.train as T
-from stpm_repro.model import METHODS, StudentTeacherModel
+import stpm_repro.engine.train as T
+from stpm_repro.core.io import _atomic_write
+from stpm_repro.methods.model import METHODS, StudentTeacherModel
 
 
 class Drifting(StudentTeacherModel):
@@ -51,7 +52,7 @@ def stopped_after(run_dir, epochs:int):
     "A run killed right after writing `epochs` checkpoints (as a crash would leave it)"
     saves = []
     def save_then_die(obj, path):
-        T._atomic_write(path, lambda f: torch.save(obj, f)); saves.append(Path(path).name)
+        _atomic_write(path, lambda f: torch.save(obj, f)); saves.append(Path(path).name)
         if saves.count('last.pt') == epochs: raise RuntimeError('killed')
     with mock.patch.object(T, 'atomic_torch_save', save_then_die), pytest.raises(RuntimeError, match='killed'):
         run(run_dir, speed=EVERY_EPOCH)

@@ -11,7 +11,7 @@ def test_demo_trains_scores_and_draws(tmp_path, cli_env):
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path/'demo'/'run'/'metrics.json').read_text())
     assert 'synthetic_tiles' in out.stdout and 'anomaly_maps.png' in out.stdout
-    # measured with the default demo (30 epochs, 128 px, seed 0): see nbs/10_cli.ipynb
+    # measured with the default demo (30 epochs, 128 px, seed 0): see nbs/15_cli.ipynb
     assert metrics['image_auroc'] > 0.9 and metrics['pixel_auroc'] > 0.9, metrics
     png = (tmp_path/'demo'/'anomaly_maps.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000

@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from stpm_repro.dcam import attention_calls, forward_calls, inference_footprint, per_category_rows, run_latency
-from stpm_repro.evaluate import load_model, predict
-from stpm_repro.experiments import ResultStore, reproduce
-from stpm_repro.synthetic import make_synthetic_mvtec
-from stpm_repro.train import load_data
+from stpm_repro.methods.dcam import attention_calls, forward_calls
+from stpm_repro.repro.dcam import inference_footprint, per_category_rows, run_latency
+from stpm_repro.engine.evaluate import load_model, predict
+from stpm_repro.repro.experiments import ResultStore, reproduce
+from stpm_repro.core.synthetic import make_synthetic_mvtec
+from stpm_repro.engine.train import load_data
 
 SYNTHETIC = ('synthetic_stripes', 'synthetic_dots')
 CATEGORIES = [*SYNTHETIC, 'bottle']

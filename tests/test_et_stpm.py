@@ -3,12 +3,14 @@ import dataclasses, json
 
 import torch
 
-from stpm_repro import evaluate, finetune
-from stpm_repro.backbones import build_teacher
-from stpm_repro.evaluate import load_model, train_and_evaluate
-from stpm_repro.finetune import et_stpm_experiment, finetune_teacher
-from stpm_repro.synthetic import make_synthetic_mvtec
-from stpm_repro.train import TrainConfig
+from stpm_repro.engine import evaluate
+from stpm_repro.engine import finetune
+from stpm_repro.core.backbones import build_teacher
+from stpm_repro.engine.evaluate import load_model, train_and_evaluate
+from stpm_repro.engine.finetune import finetune_teacher
+from stpm_repro.repro.et_stpm import et_stpm_experiment
+from stpm_repro.core.synthetic import make_synthetic_mvtec
+from stpm_repro.engine.train import TrainConfig
 
 CATEGORIES = ('synthetic_stripes', 'synthetic_weave', 'synthetic_dots')
 BACKBONE = 'efficientnet_lite0'  # ImageNet weights ship with a package: no download

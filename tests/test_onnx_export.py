@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from stpm_repro import spade
-from stpm_repro.evaluate import load_model, predict, train_and_evaluate
-from stpm_repro.export import EXPORT_FORMATS, export_run, load_exported
-from stpm_repro.synthetic import make_synthetic_category
-from stpm_repro.train import TrainConfig
+from stpm_repro.repro import spade
+from stpm_repro.engine.evaluate import load_model, predict, train_and_evaluate
+from stpm_repro.engine.export import EXPORT_FORMATS, export_run, load_exported
+from stpm_repro.core.synthetic import make_synthetic_category
+from stpm_repro.engine.train import TrainConfig
 
 TINY = dict(category='synthetic_tiles', teacher='efficientnet_lite0', image_size=64, epochs=1, batch_size=8, device='cpu')
 METHODS = {'stpm': {}, 'et_stpm': {'options': {'loss': 'l1_cosine'}}, 'dcam': {'fusion': 'sum', 'smoothing_sigma': 2., 'lr': 0.1},
@@ -47,7 +47,7 @@ def test_exported_graphs_equal_python_path(method, runs, tmp_path):
 def test_fresh_interpreter_scores_every_method_with_load_run(runs, tmp_path):
     "The README's Python example on each method's run, in an interpreter that imported nothing else of the kit"
     np.save(tmp_path/'images.npy', IMAGES.numpy())
-    script = ("import json, sys, numpy as np, torch\nfrom stpm_repro.evaluate import load_run\n"
+    script = ("import json, sys, numpy as np, torch\nfrom stpm_repro import load_run\n"
               f"images = torch.from_numpy(np.load({str(tmp_path/'images.npy')!r}))\n"
               f"print(json.dumps({{m: load_run(p, 'cpu').score(images)[1].tolist() for m, p in {json.dumps({m: str(p) for m, p in runs.items()})}.items()}}))")
     fresh = json.loads(subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True).stdout)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stpm_repro.cli import main
-from stpm_repro.synthetic import make_synthetic_category
+from stpm_repro.core.synthetic import make_synthetic_category
 
 METHOD_FLAGS = {'stpm': [], 'rstpm': ['--option', 'second_teacher=efficientnet_lite0'], 'dcam': ['--lr', '0.1'], 'spade': []}
 

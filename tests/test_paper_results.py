@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stpm_repro.data import local_mvtec_root
-from stpm_repro.tables import (HYPERPARAMETERS, ROMAN_TABLES, TABLE_CATEGORIES, compare_table, paper_results,
+from stpm_repro.core.data import local_mvtec_root
+from stpm_repro.repro.tables import (HYPERPARAMETERS, ROMAN_TABLES, TABLE_CATEGORIES, compare_table, paper_results,
                                paper_table)
 
 KEY = ['paper', 'table', 'paper_row', 'category', 'metric']

@@ -3,7 +3,7 @@ import json, os, signal, subprocess, sys, time
 
 import pandas as pd
 
-from stpm_repro.synthetic import make_synthetic_category
+from stpm_repro.core.synthetic import make_synthetic_category
 
 CATEGORIES = ['synthetic_dots', 'synthetic_grid']
 SEEDS = (0, 1)
@@ -12,7 +12,7 @@ EPOCHS = 3
 
 def reproduce_cmd(data, store):
     "A small STPM Table 2 (2 categories x 2 seeds) through `reproduce`, in a fresh interpreter"
-    code = ("from stpm_repro.experiments import reproduce\nfrom stpm_repro.train import SpeedOptions\n"
+    code = ("from stpm_repro.repro.experiments import reproduce\nfrom stpm_repro.engine.train import SpeedOptions\n"
             f"reproduce('stpm', 2, {str(data)!r}, {str(store)!r}, categories={CATEGORIES!r}, epochs={EPOCHS}, "
             f"seeds={SEEDS!r}, image_size=64, teacher='efficientnet_lite0', device='cpu', batch_size=8, progress=False, "
             "speed=SpeedOptions(checkpoint_seconds=0))")  # a checkpoint every epoch: the kill lands between two

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stpm_repro.synthetic import make_synthetic_category
+from stpm_repro.core.synthetic import make_synthetic_category
 
 STPM_REPRO = str(Path(sys.executable).parent/'stpm-repro')
 TRAIN = ['train', '--category', 'synthetic_tiles', '--teacher', 'efficientnet_lite0',

@@ -5,10 +5,11 @@ import dataclasses, json
 import pytest
 import torch
 
-from stpm_repro.data import load_category
-from stpm_repro.evaluate import load_model, train_and_evaluate
-from stpm_repro.rstpm import attention_maps, map_ablation, rescore_runs
-from stpm_repro.train import TrainConfig
+from stpm_repro.core.data import load_category
+from stpm_repro.engine.evaluate import load_model, train_and_evaluate
+from stpm_repro.methods.rstpm import attention_maps
+from stpm_repro.repro.rstpm import map_ablation, rescore_runs
+from stpm_repro.engine.train import TrainConfig
 
 
 @pytest.fixture(scope='module')
