@@ -12,7 +12,6 @@ import argparse, contextlib, json, shlex, sys
 from pathlib import Path
 
 import torchvision.models as tvm
-from tqdm.auto import tqdm
 
 from .core.backbones import BACKBONES, WeightsUnavailableError, torchvision_cache_file
 from .core.data import DataError, images_under, list_folders, load_category
@@ -224,18 +223,14 @@ def _score(args)->str:
     paths = [image for path in map(Path, args.paths) for image in (images_under(path) if path.is_dir() else [path])]
     if not paths: raise FileNotFoundError(f"no images (png, jpg, bmp, tif) under {', '.join(args.paths)}")
     threshold = parse_threshold(args.threshold)
-    table = scorer.decisions(paths, threshold, progress=not args.quiet)
-    if args.out:
-        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-        label = f"{scorer.config.method}, {scorer.config.teacher}"
-        for k in tqdm(range(0, len(paths), scorer.batch_size), desc='heatmaps', unit='batch',
-                      disable=args.quiet or len(paths) <= scorer.batch_size):
-            maps, _ = scorer.score_files(paths[k:k + scorer.batch_size])
-            for j, anomaly_map in enumerate(maps):
-                row = table.iloc[k + j]
-                save_decision_figure(row.path, scorer.normalized(anomaly_map, threshold), row.score, row.normalized, bool(row.anomalous),
-                                     out/f'{k + j:05d}_{Path(row.path).stem}.png', label)
-        atomic_write_text(out/'scores.csv', table.to_csv(index=False))
+    out, label, drawn = Path(args.out) if args.out else None, f"{scorer.config.method}, {scorer.config.teacher}", []
+    def draw(path, anomaly_map, row):  # one heatmap per image, from the map it was scored with
+        save_decision_figure(path, scorer.normalized(anomaly_map, threshold), row['score'], row['normalized'], bool(row['anomalous']),
+                             out/f'{len(drawn):05d}_{Path(path).stem}.png', label)
+        drawn.append(path)
+    if out: out.mkdir(parents=True, exist_ok=True)
+    table = scorer.decisions(paths, threshold, progress=not args.quiet, each=draw if out else None)
+    if out: atomic_write_text(out/'scores.csv', table.to_csv(index=False))
     header = 'path\tscore' + ('\tnormalized\tanomalous' if 'anomalous' in table else '')
     rows = [f"{r.path}\t{r.score:.6f}" + (f"\t{r.normalized:.3f}\t{'yes' if r.anomalous else 'no'}" if 'anomalous' in table else '')
             for r in table.itertuples(index=False)]

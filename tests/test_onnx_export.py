@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from stpm_repro.repro import spade
 from stpm_repro.engine.evaluate import load_model, predict, train_and_evaluate
 from stpm_repro.engine.export import EXPORT_FORMATS, export_run, load_exported
 from stpm_repro.core.synthetic import make_synthetic_category
@@ -58,6 +57,6 @@ def test_fresh_interpreter_scores_every_method_with_load_run(runs, tmp_path):
 
 def test_spade_refuses_with_reason(data_root, tmp_path):
     config = TrainConfig(method='spade', data_root=str(data_root), **TINY, options={'k_images': 2})
-    spade.spade_run(config, tmp_path/'run', progress=False)
-    with pytest.raises(ValueError, match='SPADE cannot be exported: its run stores no model'):
+    train_and_evaluate(config, tmp_path/'run', progress=False)
+    with pytest.raises(ValueError, match='SPADE cannot be exported: its pixel search loops'):
         export_run(tmp_path/'run', 'onnx', tmp_path/'m.onnx')

@@ -4,28 +4,30 @@
 
 # %% auto 0
 __all__ = ['METRIC_KEYS', 'THRESHOLD_QUANTILE', 'predict', 'load_model', 'available_metrics', 'evaluate_category',
-           'decision_thresholds', 'evaluate_run', 'train_and_evaluate', 'AnomalyScorer', 'load_run',
-           'one_per_defect_type', 'plot_anomaly_maps', 'save_decision_figure']
+           'decision_thresholds', 'evaluate_run', 'train_and_evaluate', 'image_shape', 'resize_map', 'AnomalyScorer',
+           'load_run', 'one_per_defect_type', 'plot_anomaly_maps', 'save_decision_figure']
 
 # %% ../../nbs/09_evaluate.ipynb 2
-import json, os, tempfile, time
+import itertools, json, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
-from ..core.data import normalize, read_image
+from ..core.data import images_under, normalize, read_image
 from ..core.fusion import FUSIONS, gaussian_smooth, image_scores, upsample_maps
-from ..core.metrics import (evaluate_maps, f1_optimal_threshold, image_auroc, pixel_auroc, pro_auc, pro_official_code,
+from ..core.metrics import (auroc, evaluate_maps, f1_optimal_threshold, pixel_auroc, pro_auc, pro_official_code,
                                 normalized_scores, threshold_stats, validation_threshold)
 from ..methods.model import build_model
-from ..core.io import atomic_write_json, atomic_write_text
+from ..core.io import _atomic_write, atomic_write_json, atomic_write_text
 from .train import (SpeedOptions, TrainConfig, device_for, load_checkpoint, load_config, load_data,
                                      load_trainable_state_dict, train, training_images)
 
 # %% ../../nbs/09_evaluate.ipynb 5
+@torch.no_grad()
 @torch.no_grad()
 def predict(model, # a method model in eval mode, on its device
             images:torch.Tensor, # (N,3,H,W) uint8 images
@@ -34,15 +36,17 @@ def predict(model, # a method model in eval mode, on its device
             progress:bool=False,
            )->dict: # 'maps' (N,H,W), 'scores' (N,), and 'levels' if asked; on the model's device
     "Anomaly maps and image scores of `images`, computed batch by batch"
-    device = next(model.parameters()).device
-    size, out = images.shape[-2:], {'maps': [], 'levels': []}
+    device = next(itertools.chain(model.parameters(), model.buffers())).device
+    size, out = images.shape[-2:], {'maps': [], 'levels': [], 'scores': []}
     for start in tqdm(range(0, len(images), batch_size), disable=not progress, desc='scoring', unit='batch'):
         x = normalize(images[start:start + batch_size].to(device, non_blocking=True))
-        levels = [upsample_maps(student, size) for student in model.level_maps(x)]
+        level_maps, scores = model.score_maps(x)
+        levels = [upsample_maps(student, size) for student in level_maps]
         out['maps'].append(FUSIONS[model.fusion](levels))
+        if scores is not None: out['scores'].append(scores)
         if with_levels: out['levels'].append(levels)
     maps = gaussian_smooth(torch.cat(out['maps']), model.smoothing_sigma)
-    result = {'maps': maps, 'scores': image_scores(maps)}
+    result = {'maps': maps, 'scores': torch.cat(out['scores']) if out['scores'] else image_scores(maps)}  # the method's own, or the maximum
     if with_levels:
         result['levels'] = [[torch.cat([b[k][l] for b in out['levels']]) for l in range(len(out['levels'][0][k]))]
                             for k in range(len(out['levels'][0]))]
@@ -68,15 +72,16 @@ def load_model(run_dir, # a finished training run
 METRIC_KEYS = ('image_auroc', 'pixel_auroc', 'pro', 'pro_official_code')
 
 def available_metrics(maps:torch.Tensor, # (M,S,S) anomaly maps of the test images
+                      scores:torch.Tensor, # (M,) their image scores (`predict`)
                       data, # their `CategoryData`
                      )->dict: # `METRIC_KEYS`, None where the test set cannot give one
     "The metrics a test set supports: image AUROC needs both classes, the pixel metrics masks with a defect pixel"
     labels, masks = data.test_labels, data.test_masks.to(maps.device)
     both_classes = 0 < int(labels.sum()) < len(labels)
     pixels = data.masks_given and bool(masks.any()) and not bool(masks.all())
-    if both_classes and pixels: return {k: float(v) for k, v in evaluate_maps(maps, masks, labels).items()}
-    metrics = {k: None for k in METRIC_KEYS}
-    if both_classes: metrics['image_auroc'] = float(image_auroc(maps, labels))
+    own = {'image_auroc': float(auroc(scores, labels.to(scores.device)))} if both_classes else {}  # of the method's image scores
+    if both_classes and pixels: return {**{k: float(v) for k, v in evaluate_maps(maps, masks, labels).items()}, **own}
+    metrics = {**{k: None for k in METRIC_KEYS}, **own}
     if pixels: metrics.update(pixel_auroc=float(pixel_auroc(maps, masks)), pro=float(pro_auc(maps, masks)),
                               pro_official_code=float(pro_official_code(maps, masks)))
     return metrics
@@ -91,7 +96,7 @@ def evaluate_category(model, # a method model in eval mode
     out = predict(model, data.test_images, batch_size, progress=progress)
     if out['maps'].is_cuda: torch.cuda.synchronize()
     scored = time.perf_counter()
-    metrics = available_metrics(out['maps'], data)
+    metrics = available_metrics(out['maps'], out['scores'], data)
     done = time.perf_counter()
     result = {**metrics, 'n_test': len(data.test_images),
               'n_defective': int(data.test_labels.sum()), 'eval_seconds': scored - start,
@@ -176,6 +181,18 @@ def train_and_evaluate(config:TrainConfig, # what to train
     return evaluate_run(run_dir, data=data, progress=progress)
 
 # %% ../../nbs/09_evaluate.ipynb 17
+def image_shape(path)->tuple:
+    "(height, width) of an image file, read from its header"
+    with Image.open(path) as image: return image.height, image.width
+
+def resize_map(anomaly_map:torch.Tensor, # (h,w) map
+               shape:tuple, # (height, width) wanted
+              )->torch.Tensor: # (height, width)
+    "An anomaly map resized bilinearly (unchanged when it already has `shape`)"
+    if tuple(anomaly_map.shape) == tuple(shape): return anomaly_map
+    return torch.nn.functional.interpolate(anomaly_map[None, None].float(), tuple(shape), mode='bilinear', align_corners=False)[0, 0]
+
+# %% ../../nbs/09_evaluate.ipynb 18
 class AnomalyScorer:
     "Score images with a trained run: `scorer.score_files(paths)` or `scorer.score_folder(folder)`, with decisions"
     def __init__(self, model, config:TrainConfig, batch_size:int=32,
@@ -209,30 +226,39 @@ class AnomalyScorer:
         out = predict(self.model, images, self.batch_size)
         return out['maps'].float().cpu(), out['scores'].float().cpu()
 
-    def score_files(self, paths:list)->tuple:
-        "Maps and scores of image files"
-        return self.score(torch.stack([read_image(p, self.config.image_size) for p in paths]))
+    def score_files(self, paths:list, # image files, of any size
+                   )->tuple: # (maps: one (H,W) tensor per image at that image's own size, scores (N,))
+        "Maps and scores of image files, each map brought back to its image's size"
+        maps, scores = self.score(torch.stack([read_image(p, self.config.image_size) for p in paths]))
+        return [resize_map(m, image_shape(p)) for m, p in zip(maps, paths)], scores
+
+    def scored_batches(self, paths:list, progress:bool=False):
+        "(paths, maps at their images' sizes, scores) batch by batch; a bar on inputs larger than one batch"
+        for k in tqdm(range(0, len(paths), self.batch_size), desc='scoring', unit='batch',
+                      disable=not progress or len(paths) <= self.batch_size):
+            yield (paths[k:k + self.batch_size], *self.score_files(paths[k:k + self.batch_size]))
 
     def score_folder(self, folder, # a folder of images (png, jpg, bmp, tif), searched recursively
                     )->pd.DataFrame: # one row per image: path, score
         "Scores of every image under `folder`"
-        paths = sorted(p for p in Path(folder).rglob('*') if p.suffix.lower() in {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'})
+        paths = images_under(folder)
         if not paths: raise FileNotFoundError(f"no images (png, jpg, bmp, tif) found under {folder}")
         return self.decisions(paths)
 
     def decisions(self, paths:list, # image files
                   threshold='validation', # `threshold`'s choice
                   progress:bool=False,
+                  each=None, # called as each(path, map at its size, row) for every image scored, e.g. to draw it
                  )->pd.DataFrame: # path, score, normalized, anomalous
         "Each image's score, normalised score and decision (anomalous when the score reaches the threshold)"
-        scores = torch.cat([self.score_files(paths[k:k + self.batch_size])[1]
-                            for k in tqdm(range(0, len(paths), self.batch_size), desc='scoring', unit='batch',
-                                 disable=not progress or len(paths) <= self.batch_size)])  # a bar on large folders only
-        table = pd.DataFrame({'path': [str(p) for p in paths], 'score': scores.tolist()})
-        if self.thresholds or not isinstance(threshold, str):
-            table['normalized'] = self.normalized(scores, threshold)
-            table['anomalous'] = table.score >= self.threshold(threshold)
-        return table
+        decide, rows = self.thresholds or not isinstance(threshold, str), []
+        for batch, maps, scores in self.scored_batches(paths, progress):
+            for path, anomaly_map, score in zip(batch, maps, scores.tolist()):
+                row = {'path': str(path), 'score': score}
+                if decide: row.update(normalized=float(self.normalized(score, threshold)), anomalous=score >= self.threshold(threshold))
+                rows.append(row)
+                if each is not None: each(path, anomaly_map, row)
+        return pd.DataFrame(rows, columns=['path', 'score', *(['normalized', 'anomalous'] if decide else [])])
 
 def load_run(run_dir, # a finished training run
              device:str|None=None, # 'cpu', 'cuda' or 'auto'; the run's own device when None
@@ -243,7 +269,7 @@ def load_run(run_dir, # a finished training run
     thresholds = json.loads(metrics.read_text()).get('thresholds') if metrics.exists() else None
     return AnomalyScorer(model, config, config.batch_size, thresholds)
 
-# %% ../../nbs/09_evaluate.ipynb 21
+# %% ../../nbs/09_evaluate.ipynb 22
 def one_per_defect_type(data, # a `CategoryData`
                         n:int, # how many indices at most
                        )->list: # indices into `data.test_images`
@@ -254,7 +280,7 @@ def one_per_defect_type(data, # a `CategoryData`
     firsts = list(first_of_type.values())
     return (firsts + [i for i in defective if i not in firsts])[:n]
 
-# %% ../../nbs/09_evaluate.ipynb 23
+# %% ../../nbs/09_evaluate.ipynb 24
 def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
                       levels:list, # per level, (n,H,W) upsampled maps of one student
                       fused:torch.Tensor, # (n,H,W) fused maps
@@ -280,7 +306,7 @@ def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/09_evaluate.ipynb 26
+# %% ../../nbs/09_evaluate.ipynb 27
 def save_decision_figure(image_path, # the scored image file
                          normalized_map:np.ndarray, # (S,S) anomaly map normalised to [0, 1], threshold at 0.5
                          score:float, # the raw image score
@@ -292,11 +318,9 @@ def save_decision_figure(image_path, # the scored image file
     "One image's heatmap overlay PNG: the image at its own size, the map on a fixed 0-1 scale, the region above threshold outlined"
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
-    from PIL import Image
     image = np.asarray(Image.open(image_path).convert('RGB'))
     height, width = image.shape[:2]
-    resized = torch.nn.functional.interpolate(torch.as_tensor(normalized_map, dtype=torch.float32)[None, None], (height, width),
-                                              mode='bilinear', align_corners=False)[0, 0].numpy()
+    resized = resize_map(torch.as_tensor(normalized_map, dtype=torch.float32), (height, width)).numpy()
     fig, ax = plt.subplots(figsize=(5.2, 4.4*height/width + 0.6))
     ax.imshow(image)
     shown = ax.imshow(resized, cmap='jet', vmin=0, vmax=1, alpha=0.45)
@@ -305,8 +329,6 @@ def save_decision_figure(image_path, # the scored image file
     ax.set_title(f"{Path(image_path).name}: {'ANOMALOUS' if anomalous else 'normal'}\n"
                  f"score {score:.4g} (normalised {normalized_score:.2f}) {label}", fontsize=10)
     ax.set_axis_off(); fig.tight_layout()
-    out_path = Path(out_path)
-    with tempfile.NamedTemporaryFile(dir=out_path.parent, suffix='.png', delete=False) as tmp: fig.savefig(tmp, dpi=100)
+    _atomic_write(out_path, lambda f: fig.savefig(f, format='png', dpi=100))
     plt.close(fig)
-    os.replace(tmp.name, out_path)
-    return out_path
+    return Path(out_path)

@@ -39,8 +39,8 @@ def exportable_model(run_dir, # a finished training run
     "The run's model, or a one-line error saying why the run cannot be exported"
     config = load_config(run_dir)
     if config.method == 'spade':
-        raise ValueError(f"{run_dir}: SPADE cannot be exported: its run stores no model, only the kNN galleries it re-fits "
-                         "from the training images at evaluation")
+        raise ValueError(f"{run_dir}: SPADE cannot be exported: its pixel search loops in Python over the training images "
+                         "each test image retrieves, which a traced graph cannot keep; score it with `stpm-repro score`")
     if not (Path(run_dir)/'train.json').exists():
         raise FileNotFoundError(f"{run_dir} is not a finished run (no train.json): finish it with `stpm-repro train` and the same --out")
     model, _ = load_model(run_dir, 'cpu')

@@ -9,7 +9,7 @@ __all__ = ['PRECISIONS', 'RECIPES', 'TRAIN_FRACTION_OF', 'CONFIG_FIELDS', 'COMPI
            'teacher_features', 'trainable_state_dict', 'load_trainable_state_dict', 'SpeedOptions', 'compile_trainable',
            'add_speed_arguments', 'speed_from_args', 'checkpoint_parts', 'validation_losses', 'validation_loss',
            'mean_validation_map', 'by_validation_loss', 'by_mean_validation_map', 'CheckpointError', 'load_checkpoint',
-           'TrainingInterrupted', 'checkpoint_note', 'train', 'threads_per_process', 'run_in_processes']
+           'fit_run', 'TrainingInterrupted', 'checkpoint_note', 'train', 'threads_per_process', 'run_in_processes']
 
 # %% ../../nbs/08_train.ipynb 2
 import argparse, copy, dataclasses, inspect, json, math, multiprocessing, os, sys, time, zipfile
@@ -24,7 +24,8 @@ from ..core.backbones import BACKBONES, check_levels
 from ..core.data import MVTEC_CATEGORIES, load_category, load_folders, normalize, resolve_data_root, train_val_split
 from ..core.fusion import FUSIONS
 from ..core.io import atomic_torch_save, atomic_write_json, resolve_device
-from ..methods.model import METHODS, OPTION_COMPLETERS, STPM_RECIPE, TRAINING_RECIPES, build_model, load_method
+from ..methods.model import (METHODS, OPTION_COMPLETERS, STPM_RECIPE, TRAINING_RECIPES, FittedModel, build_model,
+                                      load_method)
 
 # %% ../../nbs/08_train.ipynb 5
 PRECISIONS = ('fp32', 'bf16')
@@ -359,7 +360,29 @@ def load_checkpoint(path, # a file written by `atomic_torch_save`
     if missing: raise CheckpointError(path, f"no {missing} entries: not a checkpoint of this library", fix)
     return content
 
-# %% ../../nbs/08_train.ipynb 35
+# %% ../../nbs/08_train.ipynb 36
+def fit_run(config:TrainConfig, # the run's config
+            run_dir:Path, # its prepared run directory
+            model:FittedModel, # built from `config`, on the run's device
+            train_images:torch.Tensor, # (N,3,H,W) uint8 training images on the device
+            n_val:int, # validation images (recorded; they serve the decision threshold)
+            setup_seconds:float, # loading data and building the model
+           )->dict: # the summary also written to `run_dir/train.json`
+    "Fit `model` on the training images and save it as the run's best checkpoint"
+    start = time.perf_counter()
+    model.fit(train_images, config.batch_size)
+    if train_images.is_cuda: torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    atomic_torch_save({'model': trainable_state_dict(model), 'epoch': None, 'val_loss': None, 'selection': 'fit'}, run_dir/'best.pt')
+    summary = {'best_epoch': None, 'best_val_loss': None, 'selection': 'fit', 'precision': config.precision, 'epochs': 0,
+               'n_train': len(train_images), 'n_val': n_val, 'device': str(train_images.device), 'setup_seconds': setup_seconds,
+               'teacher_seconds': 0., 'train_seconds': seconds, 'train_seconds_this_process': seconds,
+               'checkpoint_seconds': time.perf_counter() - start - seconds,
+               'train_images_per_second': len(train_images)/max(seconds, 1e-9), 'history': []}
+    atomic_write_json(run_dir/'train.json', summary)
+    return summary
+
+# %% ../../nbs/08_train.ipynb 37
 DAMAGED_LAST = ('error', 'from_best', 'restart')
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -447,6 +470,9 @@ def train(config:TrainConfig, # what to train
         train_images, val_images = (images.to(device) for images in training_images(datasets, config))
         torch.manual_seed(config.seed)
         model = build_model(config).to(device)
+        if isinstance(model, FittedModel):
+            prepare_run_dir(run_dir, config)
+            return fit_run(config, run_dir, model, train_images, len(val_images), time.perf_counter() - t0)
         if device.type == 'cuda': model = model.to(memory_format=torch.channels_last)
         compile_trainable(model, speed)
         parts = checkpoint_parts(model)
@@ -524,7 +550,7 @@ def train(config:TrainConfig, # what to train
     (run_dir/'last.pt').unlink(missing_ok=True)
     return summary
 
-# %% ../../nbs/08_train.ipynb 47
+# %% ../../nbs/08_train.ipynb 51
 def _call_with_threads(threads:int, fn, kwargs:dict):
     torch.set_num_threads(threads)
     return fn(**kwargs)

@@ -16,7 +16,7 @@ from ..core.backbones import build_student, build_teacher
 from ..core.cbam import ATTENTION_VARIANTS, pyramid_attention
 from ..core.distillation_losses import (KL_REDUCTIONS, MSE_READINGS, cosine_distance_channel, distillation_loss,
                                                  loss_weights)
-from .model import StudentTeacherModel, TrainingRecipe, register_method
+from .model import StudentTeacherModel, TrainingRecipe, method_options, register_method
 
 # %% ../../nbs/07b_dcam.ipynb 5
 DCAM_OPTIONS = {'attention': 'channel', # one of 'none', 'channel', 'spatial', 'both'
@@ -31,10 +31,7 @@ DCAM_OPTIONS = {'attention': 'channel', # one of 'none', 'channel', 'spatial', '
 def dcam_options(options:dict|None=None, # a config's `options`; missing keys take `DCAM_OPTIONS`
                 )->dict:
     "DCAM's complete, checked options"
-    options = dict(options or {})
-    unknown = set(options) - set(DCAM_OPTIONS)
-    if unknown: raise ValueError(f"unknown DCAM options {sorted(unknown)}; DCAM takes {', '.join(DCAM_OPTIONS)}")
-    options = {**DCAM_OPTIONS, **options}
+    options = method_options('DCAM', DCAM_OPTIONS, options)
     for key, choices in (('attention', ATTENTION_VARIANTS), ('kl_reduction', KL_REDUCTIONS), ('mse', MSE_READINGS)):
         if options[key] not in choices:
             raise ValueError(f"DCAM option {key}={options[key]!r}: choose one of {', '.join(choices)}")

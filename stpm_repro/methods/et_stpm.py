@@ -17,7 +17,7 @@ from ..core.backbones import BACKBONES, build_student, build_teacher
 from ..core.data import MVTEC_CATEGORIES, list_category, load_category, resolve_data_root, train_val_split
 from ..core.distillation_losses import check_feature_pair, cosine_distance_channel
 from ..core.losses import normalized_distance_map
-from .model import STPM, register_method
+from .model import STPM, method_options, register_method
 
 # %% ../../nbs/07d_et_stpm.ipynb 5
 VARIANTS = ('clean', 'paper') # ET-STPM teacher fine-tuning data: train/good only, or also every test image
@@ -185,10 +185,9 @@ class ETSTPM(STPM):
 @register_method('et_stpm')
 def build_et_stpm(config)->ETSTPM:
     "ET-STPM's student-teacher model from a config's `teacher`, `levels`, `teacher_checkpoint`, `fusion` and `options`"
-    unknown = set(config.options) - set(ET_STPM_OPTIONS)
-    if unknown: raise ValueError(f"unknown ET-STPM options {sorted(unknown)}; ET-STPM takes {', '.join(ET_STPM_OPTIONS)}")
+    options = method_options('ET-STPM', ET_STPM_OPTIONS, config.options)
     if getattr(config, 'recipe', 'paper') != 'paper':
         raise ValueError(f"ET-STPM has no public code to follow: use recipe='paper', not {config.recipe!r}")
     levels = tuple(config.levels)
     return ETSTPM(build_teacher(config.teacher, levels, checkpoint=config.teacher_checkpoint), build_student(config.teacher, levels),
-                  fusion=config.fusion, smoothing_sigma=config.smoothing_sigma, **{**ET_STPM_OPTIONS, **config.options})
+                  fusion=config.fusion, smoothing_sigma=config.smoothing_sigma, **options)

@@ -4,11 +4,11 @@
 
 # %% auto 0
 __all__ = ['STPM_RECIPE', 'OPTIMISATION_FIELDS', 'METHODS', 'TRAINING_RECIPES', 'OPTION_COMPLETERS', 'BUILT_IN_METHODS',
-           'StudentTeacherModel', 'STPM', 'TrainingRecipe', 'inherited_stpm_recipe', 'register_method', 'build_stpm',
-           'load_method', 'build_model']
+           'AnomalyModel', 'StudentTeacherModel', 'FittedModel', 'STPM', 'TrainingRecipe', 'inherited_stpm_recipe',
+           'method_options', 'register_method', 'build_stpm', 'load_method', 'build_model']
 
 # %% ../../nbs/07_model.ipynb 2
-import importlib, warnings
+import abc, importlib, warnings
 from dataclasses import dataclass
 
 import torch
@@ -18,25 +18,54 @@ from ..core.fusion import anomaly_map, image_scores
 from ..core.losses import normalized_distance_map, stpm_loss
 
 # %% ../../nbs/07_model.ipynb 5
-class StudentTeacherModel(nn.Module):
-    "Shared inference for student-teacher methods: upsample and fuse `level_maps`, score by the maximum"
-    fusion = 'product'
-    smoothing_sigma = 0.
+class AnomalyModel(nn.Module, metaclass=abc.ABCMeta):
+    "What evaluation needs of every method: per-level maps of a batch, how to fuse them, and image scores"
+    fusion = 'product' # `FUSIONS` key of the fused map
+    smoothing_sigma = 0. # Gaussian smoothing of the fused map, in pixels
 
-    @torch.no_grad()
-    def anomaly_maps(self, images:Tensor # (B,3,H,W) normalised images
-                    )->Tensor: # (B,H,W) fused anomaly maps
-        "Fused anomaly map at the input resolution"
-        return anomaly_map(self.level_maps(images), images.shape[-2:], self.fusion, self.smoothing_sigma)
+    @abc.abstractmethod
+    def level_maps(self, images:Tensor)->list:
+        "Per-student, per-level anomaly maps `maps[k][l]` (B,h,w) of normalised `images`"
+
+    def score_maps(self, images:Tensor # (B,3,H,W) normalised images
+                  )->tuple: # (`level_maps`, image scores (B,) or None: the maximum of the fused map)
+        "The level maps and, for a method with a score of its own, the image scores"
+        return self.level_maps(images), None
 
     @torch.no_grad()
     def predict(self, images:Tensor # (B,3,H,W) normalised images
                )->tuple: # (maps (B,H,W), scores (B,))
-        "Anomaly maps and image scores"
-        maps = self.anomaly_maps(images)
-        return maps, image_scores(maps)
+        "Fused anomaly maps at the input resolution and image scores"
+        levels, scores = self.score_maps(images)
+        maps = anomaly_map(levels, images.shape[-2:], self.fusion, self.smoothing_sigma)
+        return maps, image_scores(maps) if scores is None else scores
 
-# %% ../../nbs/07_model.ipynb 7
+    def anomaly_maps(self, images:Tensor)->Tensor:
+        "Fused anomaly maps (B,H,W) at the input resolution"
+        return self.predict(images)[0]
+
+class StudentTeacherModel(AnomalyModel):
+    "A method trained by gradient steps: student(s) matched to frozen teacher(s)"
+    @abc.abstractmethod
+    def teacher_targets(self, images:Tensor):
+        "What the frozen teacher(s) give for normalised `images`; computed once per run by the training loop"
+
+    @abc.abstractmethod
+    def student_loss(self, images:Tensor, targets)->Tensor:
+        "The training loss of a batch, given its teacher targets"
+
+    @abc.abstractmethod
+    def student_parameters(self):
+        "The parameters the optimiser updates"
+
+class FittedModel(AnomalyModel):
+    "A method fitted in one pass over the training images, without gradient steps (e.g. SPADE's kNN galleries)"
+    @abc.abstractmethod
+    def fit(self, images:Tensor, # (N,3,H,W) uint8 defect-free training images
+            batch_size:int=32):
+        "Fit on the training images; returns the model"
+
+# %% ../../nbs/07_model.ipynb 8
 class STPM(StudentTeacherModel):
     "Student-Teacher Feature Pyramid Matching (Wang et al.)"
     def __init__(self, teacher:nn.Module, # frozen `FeaturePyramid` (see `build_teacher`)
@@ -62,7 +91,7 @@ class STPM(StudentTeacherModel):
     def level_maps(self, images):
         return [[normalized_distance_map(t, s) for t, s in zip(self.teacher(images), self.student(images))]]
 
-# %% ../../nbs/07_model.ipynb 9
+# %% ../../nbs/07_model.ipynb 10
 @dataclass(frozen=True)
 class TrainingRecipe:
     "The `TrainConfig` fields a paper trains its method with, unless a run sets them"
@@ -86,7 +115,17 @@ def inherited_stpm_recipe(config, # a `TrainConfig`, or any object with some of 
     return {name: (getattr(STPM_RECIPE, name), getattr(recipe, name)) for name in OPTIMISATION_FIELDS
             if getattr(recipe, name) != getattr(STPM_RECIPE, name) and getattr(config, name, None) == getattr(STPM_RECIPE, name)}
 
-# %% ../../nbs/07_model.ipynb 11
+def method_options(method:str, # the method's name, for the error message
+                   defaults:dict, # every option the method takes, with its default
+                   given:dict|None, # a config's `options`
+                  )->dict:
+    "`given` over `defaults`, refusing (by name, listing the known ones) an option the method does not take"
+    given = dict(given or {})
+    unknown = set(given) - set(defaults)
+    if unknown: raise ValueError(f"unknown {method} options {sorted(unknown)}; known: {', '.join(defaults)}")
+    return {**defaults, **given}
+
+# %% ../../nbs/07_model.ipynb 13
 METHODS = {} # method -> builder(config)->model
 TRAINING_RECIPES = {} # method -> its paper's `TrainingRecipe`
 OPTION_COMPLETERS = {} # method -> f(options)->complete options (methods whose configs hold every option)

@@ -15,7 +15,7 @@ from ..core.data import normalize
 from ..core.decoder import ReconstructionDecoder
 from ..core.fusion import FUSIONS
 from ..core.losses import normalized_distance_map, stpm_loss
-from .model import StudentTeacherModel, register_method
+from .model import StudentTeacherModel, method_options, register_method
 
 # %% auto 0
 __all__ = ['RSTPM_OPTIONS', 'RESOLUTIONS', 'RSTPM', 'rstpm_options', 'decoder_widths', 'build_rstpm', 'attention_maps',
@@ -80,9 +80,7 @@ RSTPM_OPTIONS = {'second_teacher': 'resnet50', 'attention': True, 'attention_app
 def rstpm_options(options:dict # `config.options` of an RSTPM run
                  )->dict:
     "RSTPM's options with the defaults filled in; unknown names and values are refused"
-    unknown = set(options) - set(RSTPM_OPTIONS)
-    if unknown: raise ValueError(f"unknown RSTPM options {sorted(unknown)}; known: {', '.join(RSTPM_OPTIONS)}")
-    options = {**RSTPM_OPTIONS, **options}
+    options = method_options('RSTPM', RSTPM_OPTIONS, options)
     if options['second_teacher'] not in BACKBONES:
         raise ValueError(f"second_teacher {options['second_teacher']!r} is not a backbone; registered: {', '.join(sorted(BACKBONES))}")
     if options['attention_apply'] not in ATTENTION_APPLY: raise ValueError(f"attention_apply must be one of {sorted(ATTENTION_APPLY)}")

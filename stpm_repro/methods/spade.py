@@ -10,13 +10,11 @@ from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn, Tensor
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from ..core.backbones import FeaturePyramid, build_teacher
 from ..core.data import normalize
-from ..core.fusion import gaussian_smooth, upsample_maps
-from .model import register_method
+from .model import FittedModel, method_options, register_method
 
 # %% ../../nbs/07c_spade.ipynb 5
 def nearest_neighbours(queries:Tensor, # (B,Q,D) query vectors, B independent searches
@@ -49,7 +47,7 @@ def knn_distance(queries:Tensor, # (Q,D) query vectors
     return nearest_neighbours(queries[None], gallery[None].split(block, dim=1), k)[0][0].mean(-1)
 
 # %% ../../nbs/07c_spade.ipynb 10
-class SPADE(nn.Module):
+class SPADE(FittedModel):
     "SPADE: kNN image scores on global features, kNN pixel maps against the K nearest training images"
     def __init__(self, backbone:FeaturePyramid, # frozen pyramid with `pixel_levels` and `image_level`
                  pixel_levels:Sequence[int]=(2, 3, 4), # levels concatenated into the pixel features
@@ -63,15 +61,16 @@ class SPADE(nn.Module):
         missing = (set(pixel_levels) | {image_level}) - set(backbone.levels)
         if missing: raise ValueError(f"the backbone's levels {backbone.levels} lack {sorted(missing)}")
         self.backbone, self.pixel_levels, self.image_level = backbone, tuple(pixel_levels), image_level
-        self.k_images, self.k_pixels, self.sigma, self.max_elements = k_images, k_pixels, sigma, max_elements
-        self.gallery_global = self.gallery_pixels = None
+        self.k_images, self.k_pixels, self.max_elements = k_images, k_pixels, max_elements
+        self.smoothing_sigma = sigma  # step 4's smoothing is the fused map's
+        self.register_buffer('gallery_global', None)  # (N,D) after `fit`, saved in the run's checkpoint
+        self.register_buffer('gallery_pixels', None)  # (N,h*w,D_p)
 
     @torch.no_grad()
-    def features(self, images:Tensor, # (B,3,H,W) uint8 images
+    def features(self, images:Tensor, # (B,3,H,W) normalised images
                 )->tuple: # (global features (B,D), pixel features (B,h*w,D_p), (h, w))
-        "Global and pixel features of a batch, on the backbone's device"
-        device = next(self.backbone.parameters()).device
-        levels = dict(zip(self.backbone.levels, self.backbone(normalize(images, device))))
+        "Global and pixel features of a batch"
+        levels = dict(zip(self.backbone.levels, self.backbone(images)))
         global_features = levels[self.image_level].float().mean((2, 3))
         size = levels[self.pixel_levels[0]].shape[-2:]
         pixels = torch.cat([F.interpolate(levels[l].float(), size=size, mode='bilinear', align_corners=False)
@@ -83,35 +82,39 @@ class SPADE(nn.Module):
             batch_size:int=32):
         "Keep the global and pixel features of the training images as the galleries"
         if len(images) == 0: raise ValueError("SPADE needs at least one training image")
-        batches = [self.features(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        device = next(self.backbone.parameters()).device
+        batches = [self.features(normalize(images[i:i + batch_size], device)) for i in range(0, len(images), batch_size)]
         self.gallery_global = torch.cat([b[0] for b in batches])
         self.gallery_pixels = torch.cat([b[1] for b in batches])
         return self
 
     @torch.no_grad()
-    def predict(self, images:Tensor, # (N,3,H,W) uint8 test images
-                batch_size:int=32, progress:bool=False,
-               )->dict: # 'maps' (N,H,W), 'scores' (N,), 'neighbours' (N,K) indices of the retrieved training images
-        "Image scores (step 1) and smoothed pixel maps (steps 2-4) of `images`"
-        if self.gallery_global is None: raise ValueError("call SPADE.fit(training_images) before predict")
-        k_images = min(self.k_images, len(self.gallery_global))
-        out = {'maps': [], 'scores': [], 'neighbours': []}
-        for start in tqdm(range(0, len(images), batch_size), disable=not progress, desc='SPADE', unit='batch'):
-            global_features, pixels, size = self.features(images[start:start + batch_size])
-            distances, neighbours = nearest_neighbours(global_features[None], [self.gallery_global[None]], k_images)
-            distances, neighbours = distances[0], neighbours[0]
-            rows = max(1, self.max_elements // (pixels.shape[1]*self.gallery_pixels.shape[1]))
-            pixel_scores = torch.cat([self._pixel_scores(p, n)
-                                      for p, n in zip(pixels.split(rows), neighbours.split(rows))])
-            maps = upsample_maps([pixel_scores.view(-1, *size)], images.shape[-2:])[0]
-            out['maps'].append(gaussian_smooth(maps, self.sigma))
-            out['scores'].append(distances.mean(-1))
-            out['neighbours'].append(neighbours)
-        return {k: torch.cat(v) for k, v in out.items()}
+    def retrieve(self, images:Tensor, # (B,3,H,W) normalised test images
+                )->tuple: # (pixel maps (B,h,w) at feature resolution, image scores (B,), neighbours (B,K))
+        "Image scores (step 1), the K nearest training images (step 2) and the pixel scores against them (step 3)"
+        if self.gallery_global is None: raise ValueError("call SPADE.fit(training_images) before scoring")
+        global_features, pixels, size = self.features(images)
+        distances, neighbours = nearest_neighbours(global_features[None], [self.gallery_global[None]],
+                                                   min(self.k_images, len(self.gallery_global)))
+        distances, neighbours = distances[0], neighbours[0]
+        rows = max(1, self.max_elements // (pixels.shape[1]*self.gallery_pixels.shape[1]))
+        pixel_scores = torch.cat([self._pixel_scores(p, n) for p, n in zip(pixels.split(rows), neighbours.split(rows))])
+        return pixel_scores.view(-1, *size), distances.mean(-1), neighbours
+
+    def score_maps(self, images): # one pixel map per image, and the kNN image scores of step 1
+        maps, scores, _ = self.retrieve(images)
+        return [[maps]], scores
+
+    def level_maps(self, images): return self.score_maps(images)[0]
 
     def _pixel_scores(self, pixels, neighbours): # (B,Q,D_p) features, (B,K) retrieved training images -> (B,Q)
         blocks = (self.gallery_pixels[neighbours[:, j]] for j in range(neighbours.shape[1]))
         return nearest_neighbours(pixels, blocks, self.k_pixels)[0].mean(-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ('gallery_global', 'gallery_pixels'):  # an unfitted model takes the checkpoint's gallery sizes
+            if prefix + name in state_dict: setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 # %% ../../nbs/07c_spade.ipynb 16
 SPADE_OPTIONS = {'backbone': None, 'k_images': 50, 'k_pixels': 1, 'sigma': 4., 'image_level': 5}
@@ -119,9 +122,7 @@ SPADE_OPTIONS = {'backbone': None, 'k_images': 50, 'k_pixels': 1, 'sigma': 4., '
 def spade_options(config, # a `TrainConfig` of method 'spade' (its `options` and `teacher` are read)
                  )->dict:
     "SPADE's settings: `SPADE_OPTIONS` updated by `config.options`, the backbone defaulting to the teacher"
-    unknown = set(config.options) - set(SPADE_OPTIONS)
-    if unknown: raise ValueError(f"unknown SPADE options {sorted(unknown)}; known: {sorted(SPADE_OPTIONS)}")
-    options = {**SPADE_OPTIONS, **config.options}
+    options = method_options('SPADE', SPADE_OPTIONS, config.options)
     options['backbone'] = options['backbone'] or config.teacher
     return options
 

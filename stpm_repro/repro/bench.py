@@ -27,6 +27,7 @@ from ..core import data as data_module
 from ..core.backbones import BACKBONES, WeightsUnavailableError, build_student, build_teacher
 from ..core.data import (MVTEC_CATEGORIES, MVTEC_SPLIT_SIZES, category_dir, load_category, local_mvtec_root, resolve_data_root,
                              train_val_split)
+from ..engine.export import EXPORT_FORMATS, export_run, exported_latency
 from ..engine.evaluate import METRIC_KEYS, evaluate_category, load_model, predict, train_and_evaluate
 from ..core.metrics import evaluate_maps, image_auroc, pixel_auroc, pro_auc, pro_official_code
 from ..core.synthetic import make_synthetic_category
@@ -347,6 +348,7 @@ BENCH_NUMBER_FIELDS = (
     'evaluation.images_per_second', 'evaluation.seconds', 'evaluation.metric_seconds',
     'latency.median_ms', 'latency.p90_ms', 'latency.min_ms', 'latency.max_ms', 'latency.repeats',
     'inference.batch_size', 'inference.images_per_second', 'inference.channels_last_images_per_second',
+    *[f'exported.{fmt}.{k}' for fmt in EXPORT_FORMATS for k in ('median_ms', 'min_ms', 'repeats')],
     'memory.peak_rss_mib', 'floor.peak_tflops', 'floor.student_forward_gflops', 'floor.train_gflops_per_image',
     'floor.table1_pflop', 'floor.table1_floor_seconds', 'floor.achieved_train_tflops', 'floor.train_measured_over_floor',
     'floor.achieved_inference_tflops', 'floor.inference_measured_over_floor', 'floor.table1_projected_seconds',
@@ -401,7 +403,7 @@ def run_benchmark(device:str='cpu', # 'cpu', 'cuda' (or 'cuda:1') or 'auto'
                   compile_mode:str|None=None, # also time training with the students under torch.compile (`COMPILE_MODES`)
                   concurrent_jobs:int=2, # processes training at once in the concurrency measurement (0: skip it)
                  )->dict:
-    "Time data preparation, training, evaluation, latency and batched inference; compare with the arithmetic floor"
+    "Time data preparation, training, evaluation, latency (Python and exported) and batched inference; compare with the floor"
     start, load_at_start = time.perf_counter(), _load_average()
     config = TrainConfig(category=category, teacher=teacher, image_size=image_size, epochs=epochs,
                          batch_size=batch_size, device=device)
@@ -422,6 +424,9 @@ def run_benchmark(device:str='cpu', # 'cpu', 'cuda' (or 'cuda:1') or 'auto'
         latency = measure_latency(model, data.test_images, latency_repeats)
         inference = measure_throughput(model, data.test_images, inference_batch_size,
                                        batches=3 if torch_device.type == 'cuda' else 1)
+        _say(progress, "the exported graphs' CPU latency")
+        exported = {fmt: exported_latency(export_run(workdir/'run_precomputed', fmt), image_size, latency_repeats)
+                    for fmt in EXPORT_FORMATS}  # written into the run folder, removed with it
     evaluation = {'images_per_second': metrics['eval_images_per_second'], 'seconds': metrics['eval_seconds'],
                   'metric_seconds': metrics['metric_seconds'], 'batch_size': batch_size}
     memory = {'peak_rss_mib': peak_rss_bytes()/2**20}
@@ -434,7 +439,7 @@ def run_benchmark(device:str='cpu', # 'cpu', 'cuda' (or 'cuda:1') or 'auto'
               'teacher_weights': 'random' if random_teacher else 'imagenet', 'levels': list(config.levels),
               'image_size': image_size, 'batch_size': batch_size, 'epochs': epochs, 'n_train': training['n_train'],
               'n_val': training['n_val'], 'n_test': metrics['n_test'], 'data': preparation, 'train': training,
-              'evaluation': evaluation, 'latency': latency, 'inference': inference, 'memory': memory,
+              'evaluation': evaluation, 'latency': latency, 'inference': inference, 'exported': exported, 'memory': memory,
               'floor': floor_report(count_macs(build_student(teacher, config.levels), image_size), peak_tflops,
                                     training, metrics, inference)}
     result['total_seconds'] = time.perf_counter() - start
@@ -842,6 +847,7 @@ def format_bench(result:dict)->str:
         f"evaluation: {result['evaluation']['images_per_second']:.1f} img/s, metrics {result['evaluation']['metric_seconds']:.2f} s",
         f"latency: median {result['latency']['median_ms']:.1f} ms, p90 {result['latency']['p90_ms']:.1f} ms; "
         f"batch {result['inference']['batch_size']}: {result['inference']['images_per_second']:.1f} img/s",
+        "exported, on the CPU at batch 1: " + ', '.join(f"{fmt} {v['median_ms']:.1f} ms" for fmt, v in result['exported'].items()),
         f"peak RSS {result['memory']['peak_rss_mib']:.0f} MiB" +
         (f", CUDA {result['memory']['cuda_max_allocated_mib']:.0f} MiB" if 'cuda_max_allocated_mib' in result['memory'] else ''),
         f"Table 1 floor at {f['peak_tflops']:g} TFLOP/s: {f['table1_floor_seconds']:.1f} s; projected from this run: "

@@ -4,11 +4,11 @@
 
 # %% auto 0
 __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', 'STPM_TEACHER', 'STPM_WIDE_TEACHER',
-           'LARGER_TEACHERS', 'EXPERIMENTS', 'PAPER_MODULES', 'PAPERS', 'MACHINE_FIELDS', 'RUNNERS', 'RUNNER_MODULES',
-           'SUMMARY_COLUMNS', 'REPRODUCE_EPILOG', 'Experiment', 'wide_teacher_for', 'teacher_checkpoint_path',
-           'stpm_experiment', 'paper_factory', 'build_experiments', 'portable_config', 'run_id', 'parse_shard',
-           'unique_configs', 'shard', 'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore',
-           'register_runner', 'runner_for', 'adopt_run_dir', 'earlier_training_seconds', 'run_and_record', 'reproduce',
+           'LARGER_TEACHERS', 'EXPERIMENTS', 'PAPER_MODULES', 'PAPERS', 'MACHINE_FIELDS', 'RUNNERS', 'SUMMARY_COLUMNS',
+           'REPRODUCE_EPILOG', 'Experiment', 'wide_teacher_for', 'teacher_checkpoint_path', 'stpm_experiment',
+           'paper_factory', 'build_experiments', 'portable_config', 'run_id', 'parse_shard', 'unique_configs', 'shard',
+           'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore', 'register_runner', 'runner_for',
+           'adopt_run_dir', 'earlier_training_seconds', 'run_and_record', 'reproduce',
            'reproduce_with_messages_on_stderr', 'add_reproduce_parser', 'paper_arguments', 'reproduce_command',
            'make_mvtec_standin', 'time_table1']
 
@@ -285,7 +285,6 @@ class ResultStore:
 
 # %% ../../nbs/10_experiments.ipynb 30
 RUNNERS = {} # method -> runner(config, run_dir, data=None, progress=True, speed=None) -> metrics dict
-RUNNER_MODULES = {'spade': 'repro.spade'} # method -> the stpm_repro module registering its runner
 
 def register_runner(method:str):
     "Decorator that makes `runner` execute the runs of `method` (instead of `train_and_evaluate`)"
@@ -296,7 +295,6 @@ def register_runner(method:str):
 
 def runner_for(method:str):
     "The function that executes a run of `method`"
-    if method not in RUNNERS and method in RUNNER_MODULES: importlib.import_module(f'stpm_repro.{RUNNER_MODULES[method]}')
     if method not in RUNNERS: load_method(method)  # a built-in method's module registers its model
     if method not in RUNNERS and method not in METHODS:
         raise ValueError(f"no runner or model is registered for method {method!r} (known: {sorted(set(RUNNERS) | set(METHODS))}); "
