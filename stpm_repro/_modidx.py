@@ -933,8 +933,6 @@ d = { 'settings': { 'branch': 'main',
                                                                                              'stpm_repro/repro/tables.py')},
             'stpm_repro.repro.tsne': { 'stpm_repro.repro.tsne.feature_tsne': ('tsne.html#feature_tsne', 'stpm_repro/repro/tsne.py'),
                                        'stpm_repro.repro.tsne.level_features': ('tsne.html#level_features', 'stpm_repro/repro/tsne.py'),
-                                       'stpm_repro.repro.tsne.perplexity_affinities': ( 'tsne.html#perplexity_affinities',
-                                                                                        'stpm_repro/repro/tsne.py'),
                                        'stpm_repro.repro.tsne.plot_feature_tsne': ( 'tsne.html#plot_feature_tsne',
                                                                                     'stpm_repro/repro/tsne.py'),
                                        'stpm_repro.repro.tsne.tsne': ('tsne.html#tsne', 'stpm_repro/repro/tsne.py')}}}
