@@ -15,11 +15,11 @@ from ..core.data import normalize
 from ..core.decoder import ReconstructionDecoder
 from ..core.fusion import FUSIONS
 from ..core.losses import normalized_distance_map, stpm_loss
-from .model import StudentTeacherModel, method_options, register_method
+from .model import StudentTeacherModel, TrainingRecipe, method_options, register_method
 
 # %% auto 0
-__all__ = ['RSTPM_OPTIONS', 'RESOLUTIONS', 'RSTPM', 'rstpm_options', 'decoder_widths', 'build_rstpm', 'attention_maps',
-           'model_levels', 'resolution_subsets', 'rstpm_map_subsets']
+__all__ = ['RSTPM_OPTIONS', 'RSTPM_RECIPE', 'RESOLUTIONS', 'RSTPM', 'rstpm_options', 'decoder_widths', 'build_rstpm',
+           'attention_maps', 'model_levels', 'resolution_subsets', 'rstpm_map_subsets']
 
 # %% ../../nbs/07a_rstpm.ipynb 5
 class RSTPM(StudentTeacherModel):
@@ -98,7 +98,9 @@ def decoder_widths(choice, # 'teacher1', 'teacher2', or three integers
         raise ValueError(f"decoder_widths must be 'teacher1', 'teacher2' or three positive integers, got {choice!r}")
     return widths
 
-@register_method('rstpm')
+RSTPM_RECIPE = TrainingRecipe(fusion='sum_then_product') # STPM's optimisation (Yamada & Hotta, Sec. 4.1), the paper's fusion
+
+@register_method('rstpm', RSTPM_RECIPE)
 def build_rstpm(config)->RSTPM:
     "RSTPM from a config's teacher, teacher_checkpoint, levels, fusion, smoothing_sigma, recipe and `options`"
     options, levels = rstpm_options(config.options), tuple(config.levels)

@@ -5,10 +5,10 @@
 # %% auto 0
 __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', 'STPM_TEACHER', 'STPM_WIDE_TEACHER',
            'LARGER_TEACHERS', 'EXPERIMENTS', 'PAPER_MODULES', 'PAPERS', 'MACHINE_FIELDS', 'RUNNERS', 'SUMMARY_COLUMNS',
-           'REPRODUCE_EPILOG', 'Experiment', 'wide_teacher_for', 'teacher_checkpoint_path', 'stpm_experiment',
-           'paper_factory', 'build_experiments', 'portable_config', 'run_id', 'parse_shard', 'unique_configs', 'shard',
-           'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore', 'register_runner', 'runner_for',
-           'adopt_run_dir', 'earlier_training_seconds', 'run_and_record', 'reproduce',
+           'REPRODUCE_EPILOG', 'PAPER_FLAGS', 'Experiment', 'wide_teacher_for', 'teacher_checkpoint_path',
+           'stpm_experiment', 'paper_factory', 'build_experiments', 'portable_config', 'run_id', 'parse_shard',
+           'unique_configs', 'shard', 'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore',
+           'register_runner', 'runner_for', 'adopt_run_dir', 'earlier_training_seconds', 'run_and_record', 'reproduce',
            'reproduce_with_messages_on_stderr', 'add_reproduce_parser', 'paper_arguments', 'reproduce_command',
            'make_mvtec_standin', 'time_table1']
 
@@ -420,11 +420,14 @@ def add_reproduce_parser(subparsers):
     add_speed_arguments(p)
     return p
 
+PAPER_FLAGS = {'teacher_dir': ('stpm', 'et_stpm'), 'finetune_categories': ('et_stpm',)} # `reproduce` flag -> the papers taking it
+
 def paper_arguments(args)->dict:
     "The `reproduce` flags only some papers' factories take, as keywords for them; a flag given to a paper without it fails"
-    given = {k: getattr(args, k) for k in ('teacher_dir', 'finetune_categories') if getattr(args, k, None)}
-    if 'finetune_categories' in given and args.paper != 'et_stpm':
-        raise ValueError(f"--finetune-categories is for --paper et_stpm (its teacher's fine-tuning), not {args.paper}")
+    given = {k: getattr(args, k) for k in PAPER_FLAGS if getattr(args, k, None)}
+    for key in given:
+        if args.paper not in PAPER_FLAGS[key]:
+            raise ValueError(f"--{key.replace('_', '-')} is for --paper {' or '.join(PAPER_FLAGS[key])}, not {args.paper}")
     return given
 
 def reproduce_command(args)->str:
