@@ -1,5 +1,5 @@
 "Damaged checkpoints and Ctrl-C: one clear line each, and nothing already computed is lost."
-import dataclasses, math
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 import torch
 
+import stpm_repro.engine.loop as L
 import stpm_repro.engine.train as T
 from stpm_repro.core.io import _atomic_write
 from stpm_repro.methods.model import METHODS, StudentTeacherModel
@@ -54,7 +55,7 @@ def stopped_after(run_dir, epochs:int):
     def save_then_die(obj, path):
         _atomic_write(path, lambda f: torch.save(obj, f)); saves.append(Path(path).name)
         if saves.count('last.pt') == epochs: raise RuntimeError('killed')
-    with mock.patch.object(T, 'atomic_torch_save', save_then_die), pytest.raises(RuntimeError, match='killed'):
+    with mock.patch.object(L, 'atomic_torch_save', save_then_die), pytest.raises(RuntimeError, match='killed'):
         run(run_dir, speed=EVERY_EPOCH)
     return run_dir
 
@@ -131,7 +132,7 @@ def test_ctrl_c_at_an_epoch_boundary_saves_that_epoch(tmp_path, whole):
             self.shown += 1
             if self.shown == 2: raise KeyboardInterrupt
     rare = T.SpeedOptions(checkpoint_seconds=math.inf)  # no checkpoint of its own before the last epoch
-    with mock.patch.object(T, 'tqdm', InterruptedBar), pytest.raises(T.TrainingInterrupted) as e:
+    with mock.patch.object(L, 'tqdm', InterruptedBar), pytest.raises(T.TrainingInterrupted) as e:
         run(tmp_path/'run', speed=rare)
     assert e.value.epoch == 2
     assert torch.load(tmp_path/'run'/'last.pt')['state']['epoch'] == 2 and best_w(tmp_path/'run') == pytest.approx(1.6)

@@ -166,7 +166,7 @@ def extract_archive(archive:str|Path, # a tar archive (any compression tarfile r
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(found if wanted is None else found & wanted)
 
-# %% ../../nbs/00b_download.ipynb 32
+# %% ../../nbs/00b_download.ipynb 34
 def download_mvtec(dest_root:str|Path, # data root that will hold the category folders
                    url:str=MVTEC_AD_URL, # where to download the archive from
                    md5:str|None=MVTEC_AD_MD5, # expected MD5 of the archive; None: no check

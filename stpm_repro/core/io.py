@@ -36,7 +36,7 @@ def atomic_torch_save(obj, path):
     "`torch.save` to `path` atomically"
     _atomic_write(path, lambda f: torch.save(obj, f))
 
-# %% ../../nbs/00c_io.ipynb 8
+# %% ../../nbs/00c_io.ipynb 10
 def resolve_device(device:str, # 'auto', 'cpu', 'cuda', 'cuda:1', ...
                   )->torch.device:
     "The torch device `device` names, 'auto' picking CUDA when available"

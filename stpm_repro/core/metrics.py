@@ -207,7 +207,7 @@ def pro_auc(maps, # anomaly maps (N,H,W), array or tensor
     "Area under the exact PRO curve up to `max_fpr`, normalised to [0,1]"
     return _pixel_metrics(*_maps_and_masks(maps, masks), max_fpr)[1]
 
-# %% ../../nbs/06_metrics.ipynb 57
+# %% ../../nbs/06_metrics.ipynb 59
 def pro_official_code(maps, # anomaly maps (N,H,W), array or tensor
                       masks, # ground-truth masks (N,H,W), non-zero = defect pixel
                       max_fpr:float=0.3, # grid points with a higher FPR are dropped
@@ -236,7 +236,7 @@ def pro_official_code(maps, # anomaly maps (N,H,W), array or tensor
     return float(((pro[1:] + pro[:-1]) / 2 * np.diff(fpr)).sum())
 
 
-# %% ../../nbs/06_metrics.ipynb 63
+# %% ../../nbs/06_metrics.ipynb 65
 def evaluate_maps(maps, # anomaly maps (N,H,W), array or tensor
                   masks, # ground-truth masks (N,H,W), non-zero = defect pixel
                   labels=None, # (N,) image labels; default: the mask has a defect pixel
@@ -249,7 +249,7 @@ def evaluate_maps(maps, # anomaly maps (N,H,W), array or tensor
     return {'image_auroc': image_auroc(maps, labels), 'pixel_auroc': pixel_auroc, 'pro': pro,
             'pro_official_code': pro_official_code(maps, masks, max_fpr)}
 
-# %% ../../nbs/06_metrics.ipynb 66
+# %% ../../nbs/06_metrics.ipynb 68
 def _float64(scores)->np.ndarray:
     "Scores as a float64 numpy array, without rounding a Python float through float32"
     return scores.detach().cpu().double().numpy() if isinstance(scores, Tensor) else np.asarray(scores, dtype=np.float64)
@@ -284,7 +284,7 @@ def validation_threshold(scores, # defect-free validation images' scores
     if not 0 < quantile <= 1: raise ValueError(f"threshold quantile must be in (0, 1], got {quantile}")
     return float(np.quantile(_float64(scores), quantile))
 
-# %% ../../nbs/06_metrics.ipynb 70
+# %% ../../nbs/06_metrics.ipynb 72
 def normalized_scores(scores, # raw scores or maps, array or tensor
                       threshold:float, # maps to 0.5
                       low:float, # the lowest validation score; maps to 0

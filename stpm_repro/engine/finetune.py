@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..core.backbones import BACKBONES
 from ..core.data import MVTEC_CATEGORIES, normalize, resolve_data_root
 from ..core.io import atomic_torch_save, atomic_write_json, resolve_device
+from .loop import ResumableLoop, check_settings
 from ..methods.et_stpm import (
     VARIANTS, FinetuneFiles, LeakedTestDataWarning, _abnormal_share, _checked_request, classifier_layer,
     finetune_file_lists, finetune_name, load_finetune_images, make_classifier, set_phase)
@@ -57,11 +58,6 @@ def classification_scores(network:nn.Module, images:Tensor, labels:Tensor, batch
 def _epoch_seed(seed:int, epoch:int)->int: return 1_000_003*seed + epoch
 
 # %% ../../nbs/08a_finetune.ipynb 7
-def _settings_mismatch(folder:Path, saved:dict, asked:dict)->ValueError:
-    diff = {k: (saved.get(k), asked.get(k)) for k in sorted(set(saved) | set(asked)) if saved.get(k) != asked.get(k)}
-    return ValueError(f"{folder} holds a teacher fine-tuned with other settings (saved vs asked: {diff}); pass another "
-                      "`out` folder or delete that one")
-
 def _warn_leak(files:FinetuneFiles):
     defective = sum(p.parent.name != 'good' for p in files.test_images)
     message = (f"ET-STPM 'paper' variant: the teacher is fine-tuned on {len(files.test_images)} test images "
@@ -104,7 +100,7 @@ def finetune_teacher(backbone:str='resnet18', # a key of `BACKBONES` (ImageNet w
     if log_path.exists():
         saved = json.loads(log_path.read_text())
         if variant == 'paper': saved['settings'] = {'abnormal_share': 1.0, **saved['settings']}  # older: every image
-        if saved['settings'] != settings: raise _settings_mismatch(folder, saved['settings'], settings)
+        check_settings(saved['settings'], settings, log_path, "pass another `out` folder or delete that one")
         if saved['finished'] and checkpoint.is_file(): return checkpoint
 
     device = resolve_device(device)
@@ -122,41 +118,37 @@ def finetune_teacher(backbone:str='resnet18', # a key of `BACKBONES` (ImageNet w
     phases = ['head']*head_epochs + ['full']*full_epochs
     log = {'settings': settings, 'finished': False, 'checkpoint': checkpoint.name, 'data_root': str(root),
            'device': str(device), 'n_fit': len(files.fit), 'n_held_out': len(files.held_out),
-           'n_test_images': len(files.test_images), 'history': []}
-    resumed = torch.load(folder/'last.pt', map_location=device, weights_only=True) if (folder/'last.pt').exists() else None
-    if resumed is not None:
-        network.load_state_dict(resumed['network']); log['history'] = resumed['history']
-    else:
-        start = classification_scores(network, held_out_images, held_out_labels, batch_size, amp)
-        log['history'].append({'epoch': 0, 'phase': 'imagenet', 'held_out_loss': start['loss'], 'held_out_accuracy': start['accuracy']})
-        atomic_write_json(log_path, log)
+           'n_test_images': len(files.test_images)}
+    run = {'phase': None, 'optimizer': None, 'resumed': None}  # a new SGD optimiser with each phase
 
-    optimizer = None
-    for epoch in range(len(log['history']) - 1, len(phases)):
-        phase, began = phases[epoch], time.perf_counter()
+    def snapshot(): return {'network': network.state_dict(), 'optimizer': run['optimizer'].state_dict(), 'phase': run['phase']}
+    def restore(saved): network.load_state_dict(saved['network']); run['resumed'] = saved
+    def epoch_fn(epoch, state):
+        phase, lr, began = phases[epoch], lr_head if phases[epoch] == 'head' else lr_full, time.perf_counter()
         parameters = set_phase(network, head, phase)
-        lr = lr_head if phase == 'head' else lr_full
-        if optimizer is None or phase != phases[epoch - 1]:
-            optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-            if resumed is not None and resumed['phase'] == phase: optimizer.load_state_dict(resumed['optimizer'])
-            resumed = None
+        if phase != run['phase']:
+            run.update(phase=phase, optimizer=torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay))
+            if run['resumed'] is not None and run['resumed']['phase'] == phase: run['optimizer'].load_state_dict(run['resumed']['optimizer'])
+            run['resumed'] = None
         torch.manual_seed(_epoch_seed(seed, epoch))
-        fit = train_epoch(network, fit_images, fit_labels, optimizer, batch_size,
-                          torch.Generator().manual_seed(_epoch_seed(seed, epoch)), amp, progress,
-                          desc=f'{folder.name} epoch {epoch + 1}/{len(phases)} ({phase})')
+        fit = train_epoch(network, fit_images, fit_labels, run['optimizer'], batch_size,
+                          torch.Generator().manual_seed(_epoch_seed(seed, epoch)), amp, progress, desc=f'epoch {epoch + 1} ({phase})')
         held_out = classification_scores(network, held_out_images, held_out_labels, batch_size, amp)
-        log['history'].append({'epoch': epoch + 1, 'phase': phase, 'lr': lr, 'train_loss': fit['loss'],
-                               'train_accuracy': fit['accuracy'], 'held_out_loss': held_out['loss'],
-                               'held_out_accuracy': held_out['accuracy'], 'seconds': time.perf_counter() - began})
-        if progress: tqdm.write(f"{folder.name} epoch {epoch + 1} ({phase}): held-out accuracy {held_out['accuracy']:.3f}")
-        atomic_write_json(log_path, log)
-        atomic_torch_save({'network': network.state_dict(), 'optimizer': optimizer.state_dict(), 'phase': phase,
-                           'history': log['history']}, folder/'last.pt')
+        return {'phase': phase, 'lr': lr, 'train_loss': fit['loss'], 'train_accuracy': fit['accuracy'],
+                'held_out_loss': held_out['loss'], 'held_out_accuracy': held_out['accuracy'], 'seconds': time.perf_counter() - began}
+
+    loop = ResumableLoop(folder/'last.pt', len(phases), snapshot, restore, desc=folder.name, progress=progress)
+    state = loop.resume({})
+    if not state['history']:  # epoch 0: the ImageNet network with its untrained head
+        start = classification_scores(network, held_out_images, held_out_labels, batch_size, amp)
+        state['history'].append({'epoch': 0, 'phase': 'imagenet', 'held_out_loss': start['loss'], 'held_out_accuracy': start['accuracy']})
+        atomic_write_json(log_path, {**log, 'history': state['history']})
+    state = loop.run(epoch_fn, state, after_epoch=lambda state: atomic_write_json(log_path, {**log, 'history': state['history']}),
+                     postfix=lambda state: {'held_out_accuracy': f"{state['history'][-1]['held_out_accuracy']:.3f}"})
     atomic_torch_save({'model': {k: v.cpu() for k, v in network.state_dict().items()}, 'classes': categories,
                        'backbone': backbone, 'variant': variant}, checkpoint)
-    log['finished'] = True
-    atomic_write_json(log_path, log)
-    (folder/'last.pt').unlink(missing_ok=True)
+    atomic_write_json(log_path, {**log, 'history': state['history'], 'finished': True})
+    loop.finish()
     return checkpoint
 
 # %% ../../nbs/08a_finetune.ipynb 24

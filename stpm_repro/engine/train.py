@@ -8,24 +8,25 @@ __all__ = ['PRECISIONS', 'RECIPES', 'TRAIN_FRACTION_OF', 'CONFIG_FIELDS', 'COMPI
            'prepare_run_dir', 'load_config', 'split_indices', 'load_data', 'training_images', 'target_dtype',
            'teacher_features', 'trainable_state_dict', 'load_trainable_state_dict', 'SpeedOptions', 'compile_trainable',
            'add_speed_arguments', 'speed_from_args', 'checkpoint_parts', 'validation_losses', 'validation_loss',
-           'mean_validation_map', 'by_validation_loss', 'by_mean_validation_map', 'CheckpointError', 'load_checkpoint',
-           'fit_run', 'TrainingInterrupted', 'checkpoint_note', 'train', 'threads_per_process', 'run_in_processes']
+           'mean_validation_map', 'by_validation_loss', 'by_mean_validation_map', 'fit_run', 'checkpoint_note',
+           'TrainingSetup', 'training_setup', 'StudentTrainer', 'training_summary', 'train', 'threads_per_process',
+           'run_in_processes']
 
 # %% ../../nbs/08_train.ipynb 2
-import argparse, copy, dataclasses, inspect, json, math, multiprocessing, os, sys, time, zipfile
+import argparse, copy, dataclasses, inspect, json, math, multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..core.backbones import BACKBONES, check_levels
 from ..core.data import MVTEC_CATEGORIES, load_category, load_folders, normalize, resolve_data_root, train_val_split
 from ..core.fusion import FUSIONS
 from ..core.io import atomic_torch_save, atomic_write_json, resolve_device
-from ..methods.model import (METHODS, OPTION_COMPLETERS, STPM_RECIPE, TRAINING_RECIPES, FittedModel, build_model,
-                                      load_method)
+from .loop import CheckpointError, ResumableLoop, TrainingInterrupted, check_settings, load_checkpoint
+from ..methods.model import (METHODS, STPM_RECIPE, TRAINING_RECIPES, FittedModel, build_model,
+                                      config_options, load_method)
 
 # %% ../../nbs/08_train.ipynb 5
 PRECISIONS = ('fp32', 'bf16')
@@ -128,9 +129,8 @@ def method_config(method:str='stpm', # a registered method (`METHODS`)
     "A run of `method` with its paper's recipe (`TRAINING_RECIPES`), except where `fields` say otherwise"
     if not load_method(method): raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     check_config_fields(fields)
-    complete = OPTION_COMPLETERS.get(method, lambda given: dict(given or {}))
     return TrainConfig(**{**dataclasses.asdict(TRAINING_RECIPES[method]), **{k: v for k, v in fields.items() if v is not None},
-                          'method': method, 'options': complete(options)})
+                          'method': method, 'options': config_options(method, options)})
 
 # %% ../../nbs/08_train.ipynb 11
 def device_for(config:TrainConfig)->torch.device:
@@ -144,10 +144,7 @@ def prepare_run_dir(run_dir, # folder of the run
     run_dir = Path(run_dir); saved = run_dir/'config.json'
     if saved.exists():
         old = TrainConfig.from_dict(json.loads(saved.read_text()), str(saved))
-        if old != config:
-            diff = {k: (v, getattr(config, k)) for k, v in old.to_dict().items() if v != config.to_dict()[k]}
-            raise ValueError(f"{run_dir} holds a run with another config (saved vs asked: {diff}); "
-                             "choose a new --out folder or delete that one")
+        check_settings(old.to_dict(), config.to_dict(), saved, "choose a new --out folder or delete that one")
     else: atomic_write_json(saved, config.to_dict())
     return run_dir
 
@@ -333,34 +330,7 @@ def by_mean_validation_map(model, images, part_losses:dict, batch_size:int, amp:
 
 SELECTION = {'paper': ('val_loss', by_validation_loss), 'official_code': ('mean_val_map', by_mean_validation_map)} # recipe -> (criterion, scorer)
 
-# %% ../../nbs/08_train.ipynb 32
-class CheckpointError(ValueError):
-    "A checkpoint file that cannot be used (truncated, corrupt, or not this library's); one line: file, problem, fix"
-    def __init__(self, path, reason:str, fix:str):
-        self.path, self.reason = Path(path), reason
-        super().__init__(f"{path} cannot be used ({reason}); {fix}")
-
-def _first_line(error:Exception)->str: return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]}"
-
-def load_checkpoint(path, # a file written by `atomic_torch_save`
-                    keys:tuple=('model',), # entries it must hold
-                    fix:str='delete it and train the run again', # what the error message tells the user to do
-                   )->dict:
-    "A checkpoint's content on the CPU after checking its bytes; a `CheckpointError` naming `path` and `fix` otherwise"
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} not found; {fix}")
-    try:
-        with zipfile.ZipFile(path) as archive: bad = archive.testzip()
-        if bad is not None: raise CheckpointError(path, f"record {bad} fails its CRC check", fix)
-        content = torch.load(path, map_location='cpu', weights_only=True)
-    except zipfile.BadZipFile: raise CheckpointError(path, 'truncated, or not a torch checkpoint', fix) from None
-    except CheckpointError: raise
-    except Exception as e: raise CheckpointError(path, _first_line(e), fix) from None
-    missing = [k for k in keys if not (isinstance(content, dict) and k in content)]
-    if missing: raise CheckpointError(path, f"no {missing} entries: not a checkpoint of this library", fix)
-    return content
-
-# %% ../../nbs/08_train.ipynb 36
+# %% ../../nbs/08_train.ipynb 33
 def fit_run(config:TrainConfig, # the run's config
             run_dir:Path, # its prepared run directory
             model:FittedModel, # built from `config`, on the run's device
@@ -382,16 +352,8 @@ def fit_run(config:TrainConfig, # the run's config
     atomic_write_json(run_dir/'train.json', summary)
     return summary
 
-# %% ../../nbs/08_train.ipynb 37
+# %% ../../nbs/08_train.ipynb 34
 DAMAGED_LAST = ('error', 'from_best', 'restart')
-
-class TrainingInterrupted(KeyboardInterrupt):
-    "Ctrl-C during `train`, raised once what was consistent is saved; `run_dir` and the last saved `epoch` (or None)"
-    def __init__(self, run_dir, epoch:int|None, epochs:int):
-        self.run_dir, self.epoch, self.epochs = Path(run_dir), epoch, epochs
-        saved = (f"{self.run_dir/'last.pt'} holds epoch {epoch} of {epochs}" if epoch else
-                 f"no finished epoch of {self.run_dir} had been saved yet")
-        super().__init__(f"training interrupted: {saved}; run the same command again to resume")
 
 def _best_to_resume_from(best:Path, fix:str)->dict:
     "best.pt's content when training can go on from it; else a `CheckpointError` saying why"
@@ -425,27 +387,122 @@ def _resume_point(run_dir:Path, on_damaged_last:str)->tuple:
         return {**saved['resume'], 'model': saved['model']}, best, saved['model']
     return point, last, load_checkpoint(best, fix=lost)['model'] if best.exists() else None
 
-class _RunFiles:
-    "A run's best.pt and last.pt: the best checkpoint is held in memory until written, always before last.pt"
-    def __init__(self, run_dir:Path, saved_epoch:int|None):
-        self.run_dir, self.saved_epoch, self.best, self.best_unsaved = run_dir, saved_epoch, None, False
-
-    def keep_best(self, best:dict): self.best, self.best_unsaved = best, True
-
-    def write(self, model, optimizer, generator, state:dict):
-        if self.best_unsaved:  # before last.pt: a resumed run never points at a best state that was not written
-            atomic_torch_save(self.best, self.run_dir/'best.pt')
-            self.best_unsaved = False
-        atomic_torch_save({'model': trainable_state_dict(model), 'optimizer': optimizer.state_dict(),
-                           'generator': generator.get_state(), 'state': state}, self.run_dir/'last.pt')
-        self.saved_epoch = state['epoch']
-
 def checkpoint_note(run_dir, speed:SpeedOptions)->str:
     "One line: where `train` writes its checkpoints, and how often"
     seconds = speed.checkpoint_seconds
     when = ('after every epoch' if seconds == 0 else 'after the last epoch only' if math.isinf(seconds) else
             f"every {seconds:g} s and after the last epoch")
     return f"checkpoints: {Path(run_dir)/'last.pt'} and best.pt, written {when} (SpeedOptions.checkpoint_seconds)"
+
+# %% ../../nbs/08_train.ipynb 36
+@dataclass
+class TrainingSetup:
+    "What `train` has loaded, built and checked before it writes anything"
+    model:torch.nn.Module # the method's model on the run's device
+    train_images:torch.Tensor # (N,3,S,S) uint8 training images on the device
+    val_images:torch.Tensor # (M,3,S,S) uint8 validation images on the device
+    seconds:float # time spent loading and building
+
+def training_setup(config:TrainConfig, # the run
+                   data=None, # `CategoryData` (or a list, one per category); None: loaded from `config`
+                   progress:bool=True, # progress bars while decoding images
+                   speed:SpeedOptions|None=None, # torch.compile of the trainable modules
+                  )->TrainingSetup:
+    "The run's images on its device and its model, built, compiled and checked; nothing is written"
+    start, device = time.perf_counter(), device_for(config)
+    datasets = load_data(config, progress) if data is None else data if isinstance(data, list) else [data]
+    train_images, val_images = (images.to(device) for images in training_images(datasets, config))
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    if not isinstance(model, FittedModel):
+        if device.type == 'cuda': model = model.to(memory_format=torch.channels_last)
+        compile_trainable(model, speed or SpeedOptions())
+        _check_parts(model, checkpoint_parts(model))
+    return TrainingSetup(model, train_images, val_images, time.perf_counter() - start)
+
+# %% ../../nbs/08_train.ipynb 38
+class StudentTrainer:
+    "One run's student(s), optimiser, generator and data: what the `ResumableLoop` of `train` trains, saves and restores"
+    def __init__(self, config:TrainConfig, setup:TrainingSetup, speed:SpeedOptions):
+        self.config, self.model, self.amp = config, setup.model, config.precision == 'bf16'
+        self.train_images, self.val_images = setup.train_images, setup.val_images
+        self.parts, (self.criterion, self.select) = checkpoint_parts(self.model), SELECTION[config.recipe]
+        self.optimizer = torch.optim.SGD(self.model.student_parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay, fused=speed.fused_on(setup.train_images.device))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.train_targets = self.val_targets = self.best_state = None
+        self.improved = []
+
+    def precompute_targets(self)->float:
+        "The teacher features of every training and validation image, once (`config.precompute_teacher`); seconds taken"
+        start = time.perf_counter()
+        if self.config.precompute_teacher:
+            self.train_targets = teacher_features(self.model, self.train_images, self.config.batch_size, self.config.precision)
+            self.val_targets = teacher_features(self.model, self.val_images, self.config.batch_size, self.config.precision)
+        return time.perf_counter() - start
+
+    def new_state(self)->dict:
+        "The loop state of a run that has trained no epoch: no part has a best epoch yet"
+        return {'best_val_loss': float('inf'), 'best_epoch': None,
+                'best_parts': {name: {self.criterion: float('inf'), 'val_loss': float('inf'), 'epoch': None} for name in self.parts}}
+
+    def snapshot(self)->dict:
+        "What `last.pt` holds besides the loop state"
+        return {'model': trainable_state_dict(self.model), 'optimizer': self.optimizer.state_dict(), 'generator': self.generator.get_state()}
+
+    def restore(self, saved:dict, # a `snapshot` with its loop state, from last.pt or best.pt
+                source:Path): # its file, named when it does not fit
+        "Load a snapshot back (a state written by an older version gets its `best_parts`)"
+        load_trainable_state_dict(self.model, saved['model'], source)
+        self.optimizer.load_state_dict(saved['optimizer']); self.generator.set_state(saved['generator'])
+        state = saved['state']
+        state.setdefault('best_parts', {name: {'val_loss': state['best_val_loss'] if len(self.parts) == 1 else float('inf'),
+                                               'epoch': state['best_epoch']} for name in self.parts})
+
+    def epoch(self, epoch:int, state:dict)->dict:
+        "Train and validate epoch `epoch` (from 0), recording each part's best epoch in `state`; the epoch's history record"
+        batch_size = self.config.batch_size
+        train_loss = _train_epoch(self.model, self.optimizer, self.train_images, self.train_targets, batch_size, self.generator, self.amp)
+        part_losses = dict(zip(self.parts, validation_losses(self.model, self.val_images, self.val_targets, batch_size, self.amp)))
+        scores, recorded = self.select(self.model, self.val_images, part_losses, batch_size, self.amp)
+        self.improved = [name for name, score in scores.items() if score < state['best_parts'][name][self.criterion]]
+        for name in self.improved:
+            state['best_parts'][name] = {'val_loss': part_losses[name], self.criterion: scores[name], 'epoch': epoch + 1}
+        state.update(best_val_loss=sum(p['val_loss'] for p in state['best_parts'].values()),
+                     best_epoch=max(p['epoch'] for p in state['best_parts'].values()))
+        return {'train_loss': train_loss, 'val_loss': sum(part_losses.values()), **recorded,
+                **({'val_parts': part_losses} if len(self.parts) > 1 else {})}
+
+    def keep_improved(self, loop:ResumableLoop, state:dict):
+        "Hand `loop` a new best.pt when a part improved this epoch; resumable from when every part improved"
+        if not self.improved: return
+        prefixes = tuple(self.parts[name] for name in self.improved)
+        self.best_state = {k: v.detach().clone() if self.best_state is None or k.startswith(prefixes) else self.best_state[k]
+                           for k, v in trainable_state_dict(self.model).items()}
+        resumable = len(self.improved) == len(self.parts)
+        loop.keep(loop.resume_file.with_name('best.pt'), {
+            'model': self.best_state, 'epoch': state['best_epoch'], 'val_loss': state['best_val_loss'],
+            'parts': copy.deepcopy(state['best_parts']), 'selection': self.criterion,
+            'resume': copy.deepcopy({**self.snapshot(), 'state': state}) if resumable else None})
+
+    def postfix(self, state:dict)->dict:
+        "The progress bar's numbers after an epoch"
+        last = state['history'][-1]
+        return {'train': f"{last['train_loss']:.4f}", 'val': f"{last['val_loss']:.4f}", 'best': state['best_epoch']}
+
+# %% ../../nbs/08_train.ipynb 40
+def training_summary(config:TrainConfig, trainer:StudentTrainer, state:dict, # the loop state after the last epoch
+                     seconds_this_process:float, # epochs trained by this process (`ResumableLoop.seconds_this_process`)
+                     setup_seconds:float, teacher_seconds:float)->dict:
+    "The summary `train` writes to `train.json`: best epoch and loss, sizes, device, times and the history"
+    n_train = len(trainer.train_images)
+    return {'best_epoch': state['best_epoch'], 'best_val_loss': state['best_val_loss'], 'selection': trainer.criterion,
+            'precision': config.precision, 'epochs': config.epochs, 'n_train': n_train, 'n_val': len(trainer.val_images),
+            'device': str(trainer.train_images.device), 'setup_seconds': setup_seconds, 'teacher_seconds': teacher_seconds,
+            'train_seconds': state['train_seconds'], 'train_seconds_this_process': seconds_this_process,
+            'checkpoint_seconds': state['checkpoint_seconds'],
+            'train_images_per_second': n_train*len(state['history'])/max(state['train_seconds'], 1e-9),
+            'history': state['history'], **({'best_parts': state['best_parts']} if len(trainer.parts) > 1 else {})}
 
 def train(config:TrainConfig, # what to train
           run_dir, # where the run lives; an unfinished run there is resumed
@@ -462,95 +519,29 @@ def train(config:TrainConfig, # what to train
     if (run_dir/'config.json').exists():
         prepare_run_dir(run_dir, config)  # an existing run: only checks that it has this config
         if (run_dir/'train.json').exists(): return json.loads((run_dir/'train.json').read_text())
-    device, amp = device_for(config), config.precision == 'bf16'
-    files, at_boundary = None, False  # whether student, optimiser and state describe the same finished epoch
+    loop = None
     try:
-        t0 = time.perf_counter()
-        datasets = load_data(config, progress) if data is None else data if isinstance(data, list) else [data]
-        train_images, val_images = (images.to(device) for images in training_images(datasets, config))
-        torch.manual_seed(config.seed)
-        model = build_model(config).to(device)
-        if isinstance(model, FittedModel):
-            prepare_run_dir(run_dir, config)
-            return fit_run(config, run_dir, model, train_images, len(val_images), time.perf_counter() - t0)
-        if device.type == 'cuda': model = model.to(memory_format=torch.channels_last)
-        compile_trainable(model, speed)
-        parts = checkpoint_parts(model)
-        _check_parts(model, parts)
+        setup = training_setup(config, data, progress, speed)
         prepare_run_dir(run_dir, config)  # everything is checked: from here on the run writes files
+        if isinstance(setup.model, FittedModel):
+            return fit_run(config, run_dir, setup.model, setup.train_images, len(setup.val_images), setup.seconds)
         if progress: print(checkpoint_note(run_dir, speed), file=sys.stderr)
-        t1 = time.perf_counter()
-        train_targets = val_targets = None
-        if config.precompute_teacher:
-            train_targets = teacher_features(model, train_images, config.batch_size, config.precision)
-            val_targets = teacher_features(model, val_images, config.batch_size, config.precision)
-        t2 = time.perf_counter()
-        optimizer = torch.optim.SGD(model.student_parameters(), lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay, fused=speed.fused_on(device))
-        generator = torch.Generator().manual_seed(config.seed)
-        criterion, select = SELECTION[config.recipe]
-        state = {'epoch': 0, 'history': [], 'best_val_loss': float('inf'), 'best_epoch': None, 'train_seconds': 0.,
-                 'checkpoint_seconds': 0., 'best_parts': {name: {criterion: float('inf'), 'val_loss': float('inf'), 'epoch': None}
-                                                          for name in parts}}
-        point, source, best_state = _resume_point(run_dir, on_damaged_last)
-        files = _RunFiles(run_dir, None)
-        if point is not None:
-            load_trainable_state_dict(model, point['model'], source); optimizer.load_state_dict(point['optimizer'])
-            generator.set_state(point['generator']); state = {'checkpoint_seconds': 0., **point['state']}
-            state.setdefault('best_parts', {name: {'val_loss': state['best_val_loss'] if len(parts) == 1 else float('inf'),
-                                                   'epoch': state['best_epoch']} for name in parts}) # a run of an older version
-            if source.name == 'best.pt': files.write(model, optimizer, generator, state)  # last.pt again, at best's epoch
-            files.saved_epoch = state['epoch']
-        at_boundary, this_process = True, 0.
-        bar = tqdm(range(state['epoch'], config.epochs), initial=state['epoch'], total=config.epochs,
-                   desc=f"{config.method} {config.category}", disable=not progress, unit='epoch')
-        saved_at = time.perf_counter()
-        for epoch in bar:
-            at_boundary, start = False, time.perf_counter()
-            train_loss = _train_epoch(model, optimizer, train_images, train_targets, config.batch_size, generator, amp)
-            part_losses = dict(zip(parts, validation_losses(model, val_images, val_targets, config.batch_size, amp)))
-            scores, recorded = select(model, val_images, part_losses, config.batch_size, amp)
-            seconds = time.perf_counter() - start
-            improved = [name for name, score in scores.items() if score < state['best_parts'][name][criterion]]
-            for name in improved:
-                state['best_parts'][name] = {'val_loss': part_losses[name], criterion: scores[name], 'epoch': epoch + 1}
-            state['history'].append({'epoch': epoch + 1, 'train_loss': train_loss, 'val_loss': sum(part_losses.values()),
-                                     **recorded, **({'val_parts': part_losses} if len(parts) > 1 else {})})
-            state.update(epoch=epoch + 1, train_seconds=state['train_seconds'] + seconds,
-                         best_val_loss=sum(p['val_loss'] for p in state['best_parts'].values()),
-                         best_epoch=max(p['epoch'] for p in state['best_parts'].values()))
-            this_process += seconds
-            if improved:
-                prefixes = tuple(parts[name] for name in improved)
-                best_state = {k: v.detach().clone() if best_state is None or k.startswith(prefixes) else best_state[k]
-                              for k, v in trainable_state_dict(model).items()}
-                whole = len(improved) == len(parts)  # every part from this epoch: training can resume from it
-                files.keep_best({'model': best_state, 'epoch': state['best_epoch'], 'val_loss': state['best_val_loss'],
-                                 'parts': copy.deepcopy(state['best_parts']), 'selection': criterion,
-                                 'resume': copy.deepcopy({'optimizer': optimizer.state_dict(), 'generator': generator.get_state(),
-                                                          'state': state}) if whole else None})
-            at_boundary = True
-            if state['epoch'] == config.epochs or time.perf_counter() - saved_at >= speed.checkpoint_seconds:
-                writing = time.perf_counter()
-                files.write(model, optimizer, generator, state)
-                state['checkpoint_seconds'] += time.perf_counter() - writing
-                saved_at = time.perf_counter()
-            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{state['history'][-1]['val_loss']:.4f}", best=state['best_epoch'])
+        trainer = StudentTrainer(config, setup, speed)
+        teacher_seconds = trainer.precompute_targets()
+        point, source, trainer.best_state = _resume_point(run_dir, on_damaged_last)
+        loop = ResumableLoop(run_dir/'last.pt', config.epochs, trainer.snapshot, lambda saved: trainer.restore(saved, source),
+                             checkpoint_seconds=speed.checkpoint_seconds, desc=f"{config.method} {config.category}", progress=progress)
+        state = loop.resume(trainer.new_state(), point)
+        if source is not None and source.name == 'best.pt': loop.checkpoint(state)  # last.pt again, at best's epoch
     except KeyboardInterrupt:
-        if files is not None and at_boundary and state['epoch'] > (files.saved_epoch or 0): files.write(model, optimizer, generator, state)
-        raise TrainingInterrupted(run_dir, files.saved_epoch if files else None, config.epochs) from None
-    summary = {'best_epoch': state['best_epoch'], 'best_val_loss': state['best_val_loss'], 'selection': criterion,
-               'precision': config.precision, 'epochs': config.epochs, 'n_train': len(train_images),
-               'n_val': len(val_images), 'device': str(device), 'setup_seconds': t1 - t0, 'teacher_seconds': t2 - t1,
-               'train_seconds': state['train_seconds'], 'train_seconds_this_process': this_process,
-               'checkpoint_seconds': state['checkpoint_seconds'],
-               'train_images_per_second': len(train_images)*len(state['history'])/max(state['train_seconds'], 1e-9),
-               'history': state['history'], **({'best_parts': state['best_parts']} if len(parts) > 1 else {})}
+        raise TrainingInterrupted(run_dir/'last.pt', loop and loop.saved_epoch, config.epochs) from None
+    state = loop.run(trainer.epoch, state, after_epoch=lambda state: trainer.keep_improved(loop, state), postfix=trainer.postfix)
+    summary = training_summary(config, trainer, state, loop.seconds_this_process, setup.seconds, teacher_seconds)
     atomic_write_json(run_dir/'train.json', summary)
-    (run_dir/'last.pt').unlink(missing_ok=True)
+    loop.finish()
     return summary
 
-# %% ../../nbs/08_train.ipynb 51
+# %% ../../nbs/08_train.ipynb 58
 def _call_with_threads(threads:int, fn, kwargs:dict):
     torch.set_num_threads(threads)
     return fn(**kwargs)

@@ -5,6 +5,7 @@
 # %% ../../nbs/07a_rstpm.ipynb 2
 from __future__ import annotations
 import itertools
+from dataclasses import dataclass
 
 import torch
 from torch import nn, Tensor
@@ -18,8 +19,8 @@ from ..core.losses import normalized_distance_map, stpm_loss
 from .model import StudentTeacherModel, TrainingRecipe, method_options, register_method
 
 # %% auto 0
-__all__ = ['RSTPM_OPTIONS', 'RSTPM_RECIPE', 'RESOLUTIONS', 'RSTPM', 'rstpm_options', 'decoder_widths', 'build_rstpm',
-           'attention_maps', 'model_levels', 'resolution_subsets', 'rstpm_map_subsets']
+__all__ = ['RSTPM_RECIPE', 'RESOLUTIONS', 'RSTPM', 'RSTPMOptions', 'decoder_widths', 'build_rstpm', 'attention_maps',
+           'model_levels', 'resolution_subsets', 'rstpm_map_subsets']
 
 # %% ../../nbs/07a_rstpm.ipynb 5
 class RSTPM(StudentTeacherModel):
@@ -73,20 +74,23 @@ class RSTPM(StudentTeacherModel):
                 [normalized_distance_map(t, s, self.squared_distance) for t, s in zip(teacher2, student2)]]
 
 # %% ../../nbs/07a_rstpm.ipynb 7
-RSTPM_OPTIONS = {'second_teacher': 'resnet50', 'attention': True, 'attention_apply': DEFAULT_ATTENTION_APPLY,
-                 'attention_site': 'inside', 'attention_at_test': True, 'decoder_widths': 'teacher1',
-                 'squared_distance': True}
+@dataclass(frozen=True)
+class RSTPMOptions:
+    "RSTPM's `config.options`, with the paper's defaults; names and values are checked"
+    second_teacher:str = 'resnet50' # teacher 2, a `BACKBONES` name (ImageNet weights)
+    attention:bool = True # attention in both students
+    attention_apply:str = DEFAULT_ATTENTION_APPLY # how a gate scales features (`ATTENTION_APPLY`)
+    attention_site:str = 'inside' # student 1's gate: on the input of each stage's last block, or 'output' of the stage
+    attention_at_test:bool = True # keep the gates at test time
+    decoder_widths:str|list = 'teacher1' # decoder widths at levels 2-4: 'teacher1', 'teacher2' or three integers
+    squared_distance:bool = True # STPM's squared distance in losses and maps; False: Eq. 3 as printed
 
-def rstpm_options(options:dict # `config.options` of an RSTPM run
-                 )->dict:
-    "RSTPM's options with the defaults filled in; unknown names and values are refused"
-    options = method_options('RSTPM', RSTPM_OPTIONS, options)
-    if options['second_teacher'] not in BACKBONES:
-        raise ValueError(f"second_teacher {options['second_teacher']!r} is not a backbone; registered: {', '.join(sorted(BACKBONES))}")
-    if options['attention_apply'] not in ATTENTION_APPLY: raise ValueError(f"attention_apply must be one of {sorted(ATTENTION_APPLY)}")
-    if options['attention_site'] not in ATTENTION_SITES: raise ValueError(f"attention_site must be one of {ATTENTION_SITES}")
-    if not isinstance(options['squared_distance'], bool): raise ValueError(f"squared_distance must be True or False, got {options['squared_distance']!r}")
-    return options
+    def __post_init__(self):
+        if self.second_teacher not in BACKBONES:
+            raise ValueError(f"second_teacher {self.second_teacher!r} is not a backbone; registered: {', '.join(sorted(BACKBONES))}")
+        if self.attention_apply not in ATTENTION_APPLY: raise ValueError(f"attention_apply must be one of {sorted(ATTENTION_APPLY)}")
+        if self.attention_site not in ATTENTION_SITES: raise ValueError(f"attention_site must be one of {ATTENTION_SITES}")
+        if not isinstance(self.squared_distance, bool): raise ValueError(f"squared_distance must be True or False, got {self.squared_distance!r}")
 
 def decoder_widths(choice, # 'teacher1', 'teacher2', or three integers
                    teacher1:str, teacher2:str, # backbone names
@@ -100,25 +104,25 @@ def decoder_widths(choice, # 'teacher1', 'teacher2', or three integers
 
 RSTPM_RECIPE = TrainingRecipe(fusion='sum_then_product') # STPM's optimisation (Yamada & Hotta, Sec. 4.1), the paper's fusion
 
-@register_method('rstpm', RSTPM_RECIPE)
+@register_method('rstpm', RSTPM_RECIPE, options=RSTPMOptions)
 def build_rstpm(config)->RSTPM:
-    "RSTPM from a config's teacher, teacher_checkpoint, levels, fusion, smoothing_sigma, recipe and `options`"
-    options, levels = rstpm_options(config.options), tuple(config.levels)
+    "RSTPM from a config's teacher, teacher_checkpoint, levels, fusion, smoothing_sigma, recipe and `options` (`RSTPMOptions`)"
+    options, levels = method_options('RSTPM', RSTPMOptions, config.options), tuple(config.levels)
     if not set(levels) <= {2, 3, 4}:
         raise ValueError(f"RSTPM matches levels among 2, 3, 4 (student 2 reconstructs them from level 5), got {levels}")
     teacher1 = build_teacher(config.teacher, levels + (5,), checkpoint=config.teacher_checkpoint)
-    teacher2 = build_teacher(options['second_teacher'], levels)
+    teacher2 = build_teacher(options.second_teacher, levels)
     student1 = build_student(config.teacher, levels)
-    if options['attention']:
-        student1 = AttentiveStudent(student1, teacher1.channels[:-1], options['attention_apply'], options['attention_site'])
+    if options.attention:
+        student1 = AttentiveStudent(student1, teacher1.channels[:-1], options.attention_apply, options.attention_site)
     decoder = ReconstructionDecoder(teacher1.channels[-1], teacher2.channels, levels,
-                                    decoder_widths(options['decoder_widths'], config.teacher, options['second_teacher']),
-                                    attention=options['attention'], apply=options['attention_apply'])
+                                    decoder_widths(options.decoder_widths, config.teacher, options.second_teacher),
+                                    attention=options.attention, apply=options.attention_apply)
     if config.fusion not in FUSIONS:
         raise ValueError(f"RSTPM cannot fuse its maps with fusion {config.fusion!r}; choose one of {sorted(FUSIONS)} "
                          f"(the paper's rule is 'sum_then_product')")
-    return RSTPM(teacher1, student1, teacher2, decoder, config.fusion, config.smoothing_sigma, options['attention_at_test'],
-                 half_loss=getattr(config, 'recipe', 'paper') != 'official_code', squared_distance=options['squared_distance'])
+    return RSTPM(teacher1, student1, teacher2, decoder, config.fusion, config.smoothing_sigma, options.attention_at_test,
+                 half_loss=getattr(config, 'recipe', 'paper') != 'official_code', squared_distance=options.squared_distance)
 
 # %% ../../nbs/07a_rstpm.ipynb 23
 @torch.no_grad()

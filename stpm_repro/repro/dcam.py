@@ -93,6 +93,7 @@ def dcam_experiment(table:int, # table number of the DCAM paper: 1, 3, 4, 5 or 6
                     epochs:int=400, seeds=(0,), image_size:int=256,
                     teacher:str='resnet18', # backbone of teacher and student
                     data_root:str|None=None, device:str='auto',
+                    progress:bool=True, # progress bars of work the factory does itself (none here)
                     **overrides, # other `TrainConfig` fields for every run, e.g. batch_size=16
                    )->list: # of `Experiment`
     "The runs behind one table of Jena et al., 'Attend, Distill, Detect' (2024)"

@@ -56,7 +56,7 @@ def et_stpm_experiment(table:int, # 2 or 3 (ET-STPM's Tables II and III, the sam
                        finetune:dict|None=None, # other `finetune_teacher` arguments (head_epochs, lr_head, progress, ...)
                        abnormal_share:float|None=None, # the 'paper' teacher's share of defective test images (None: all)
                        loss:str='stpm_eq1', # the student's loss (`ET_STPM_LOSSES`): 'stpm_eq1' trains plain STPM
-                       progress:bool=True, # progress bars of the fine-tuning
+                       progress:bool=True, # progress bars of work the factory does itself (fine-tuning the teachers)
                        **overrides, # other `TrainConfig` fields for every STPM run, e.g. batch_size=16
                       )->list: # of `Experiment`, one per seed
     "The runs behind ET-STPM's Tables II and III, fine-tuning (or reusing) their teachers first"

@@ -13,7 +13,7 @@ __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', '
            'make_mvtec_standin', 'time_table1']
 
 # %% ../../nbs/10_experiments.ipynb 2
-import contextlib, dataclasses, functools, hashlib, importlib, inspect, itertools, json, re, socket, subprocess, sys, time
+import contextlib, dataclasses, functools, hashlib, importlib, itertools, json, re, socket, subprocess, sys, time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,7 +93,7 @@ def _stpm_teacher_checkpoints(teacher_dir, teacher:str)->list:
     if missing:
         print(f"note: STPM Table 4's {', '.join(d for _, d in missing)} rows are left out: their teacher checkpoints "
               f"{', '.join(str(p) for p, _ in missing)} do not exist. Make each with "
-              f"stpm_repro.methods.teachers.train_classifier_teacher (backbone {teacher!r}) saving to that path, or point "
+              f"stpm_repro.engine.classifier_teachers.train_classifier_teacher (backbone {teacher!r}) saving to that path, or point "
               "--teacher-dir at the folder holding them", file=sys.stderr)
     return [str(p) for p in paths if p.is_file()]
 
@@ -107,6 +107,7 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
                     teacher_dir='teachers', # Table 4: folder with `<teacher>_<dataset>.pt` classifier checkpoints
                     wide_teacher:str|None='auto', # Table 1's second backbone; 'auto': `wide_teacher_for(teacher)`; None leaves that row out
                     imagenet_teacher:bool=True, # Table 4's ImageNet row; False leaves it out (no ImageNet weights at hand)
+                    progress:bool=True, # progress bars of work the factory does itself (none here)
                     **overrides, # other `TrainConfig` fields for every run, e.g. batch_size=16
                    )->list: # of `Experiment`
     "The runs behind one table of Wang et al., 'Student-Teacher Feature Pyramid Matching' (2021)"
@@ -131,7 +132,7 @@ def stpm_experiment(table:int, # table number of the STPM paper, 1-5
     paper_teachers = {teacher: STPM_TEACHER, **({wide_teacher: STPM_WIDE_TEACHER} if table == 1 and wide_teacher else {})}
     return [Experiment(f'stpm_table{table}', base, grid, paper_teachers)]
 
-EXPERIMENTS = {'stpm': stpm_experiment} # paper -> factory(table, categories, epochs, seeds, image_size, teacher, data_root, device, **overrides)
+EXPERIMENTS = {'stpm': stpm_experiment} # paper -> factory(table, categories, epochs, seeds, image_size, teacher, data_root, device, progress, **overrides)
 PAPER_MODULES = {'rstpm': 'repro.rstpm', 'et_stpm': 'repro.et_stpm', 'dcam': 'repro.dcam'} # paper -> the stpm_repro module registering its factory
 PAPERS = ('stpm', *PAPER_MODULES) # every paper `reproduce` runs
 
@@ -142,12 +143,10 @@ def paper_factory(paper:str):
     return EXPERIMENTS[paper]
 
 def build_experiments(paper:str, table:int, progress:bool=True, **kwargs)->list:
-    "The experiments of `paper`'s `table` (`kwargs` go to the paper's factory; `progress` to one doing work of its own)"
-    factory = paper_factory(paper)
-    takes_progress = 'progress' in inspect.signature(factory).parameters  # e.g. ET-STPM's, which fine-tunes teachers first
-    return factory(table, **kwargs, **({'progress': progress} if takes_progress else {}))
+    "The experiments of `paper`'s `table`: its factory called with `kwargs` and `progress` (bars of work it does itself)"
+    return paper_factory(paper)(table, progress=progress, **kwargs)
 
-# %% ../../nbs/10_experiments.ipynb 15
+# %% ../../nbs/10_experiments.ipynb 17
 MACHINE_FIELDS = ('data_root', 'device') # config fields that describe where a run happens, not what it is
 
 @functools.lru_cache(maxsize=None)
@@ -177,7 +176,7 @@ def run_id(config:TrainConfig)->str:
     prefix = re.sub(r'[^A-Za-z0-9_.+-]+', '-', '_'.join(parts))[:120]
     return f'{prefix}_{digest}'
 
-# %% ../../nbs/10_experiments.ipynb 21
+# %% ../../nbs/10_experiments.ipynb 23
 def parse_shard(spec:str, # 'INDEX/COUNT', e.g. '0/4'
                )->tuple: # (index, count)
     "`'i/n'` -> `(i, n)`, checking that 0 <= i < n"
@@ -207,7 +206,7 @@ def configs_of_shard(configs:list, spec:str|tuple|None=None, # 'i/n', (i, n), or
     index, count = parse_shard(spec) if isinstance(spec, str) else spec or (0, 1)
     return shard(configs, index, count)
 
-# %% ../../nbs/10_experiments.ipynb 24
+# %% ../../nbs/10_experiments.ipynb 26
 @functools.cache
 def library_commit()->str|None:
     "The git commit of the stpm_repro checkout this module runs from, None when it is not a git checkout"
@@ -228,7 +227,7 @@ def flatten_record(d:dict, # a config or metrics dict, possibly nested
         else: flat[f'{prefix}{k}'] = tuple(v) if isinstance(v, list) else v
     return flat
 
-# %% ../../nbs/10_experiments.ipynb 26
+# %% ../../nbs/10_experiments.ipynb 28
 class ResultStore:
     "Run directories, one record per finished run, and `results.csv`, under `root`; safe to share between processes"
     def __init__(self, root): self.root = Path(root).expanduser()
@@ -283,7 +282,7 @@ class ResultStore:
             if self._record_stamps() == before: break
         return path
 
-# %% ../../nbs/10_experiments.ipynb 30
+# %% ../../nbs/10_experiments.ipynb 32
 RUNNERS = {} # method -> runner(config, run_dir, data=None, progress=True, speed=None) -> metrics dict
 
 def register_runner(method:str):
@@ -301,7 +300,7 @@ def runner_for(method:str):
                          f"register it with `register_method` or `register_runner` before reproducing")
     return RUNNERS.get(method, train_and_evaluate)
 
-# %% ../../nbs/10_experiments.ipynb 33
+# %% ../../nbs/10_experiments.ipynb 35
 def adopt_run_dir(run_dir, config:TrainConfig):
     "Let `config` resume `run_dir` when the saved config differs only in `MACHINE_FIELDS`"
     saved_path = Path(run_dir)/'config.json'
@@ -331,7 +330,7 @@ def run_and_record(config:TrainConfig, store:ResultStore, progress:bool=True,
     this_process = time.perf_counter() - start
     return store.add(config, metrics, this_process + earlier_training_seconds(run_dir, trained_before), this_process, paper_teacher)
 
-# %% ../../nbs/10_experiments.ipynb 35
+# %% ../../nbs/10_experiments.ipynb 37
 def reproduce(paper:str, # a key of `EXPERIMENTS`, e.g. 'stpm'
               table:int, # the table's number in the paper
               data_root, # MVTec AD root; None reads `MVTEC_AD_ROOT`
@@ -382,7 +381,7 @@ def reproduce_with_messages_on_stderr(**kwargs)->pd.DataFrame:
     "`reproduce` with everything it prints sent to stderr (what the processes of `jobs=N` run: stdout is for results)"
     with contextlib.redirect_stdout(sys.stderr): return reproduce(**kwargs)
 
-# %% ../../nbs/10_experiments.ipynb 43
+# %% ../../nbs/10_experiments.ipynb 45
 SUMMARY_COLUMNS = ['experiment', 'method', 'category', 'teacher', 'paper_teacher', 'levels', 'train_fraction', 'seed',
                    'image_auroc', 'pixel_auroc', 'pro', 'wall_seconds']
 
@@ -440,7 +439,7 @@ def reproduce_command(args)->str:
     table = records[columns].to_string(index=False, float_format='{:.3f}'.format) if len(records) else 'no finished runs yet'
     return f"{table}\n{args.paper} table {args.table}: {len(records)} runs finished; all results in {Path(args.store)/'results.csv'}"
 
-# %% ../../nbs/10_experiments.ipynb 47
+# %% ../../nbs/10_experiments.ipynb 49
 def make_mvtec_standin(root, # folder that will hold the category folders (existing ones are kept)
                        image_size:int=256, # side of the generated images
                        categories=MVTEC_CATEGORIES, # which of MVTec AD's categories to imitate

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..methods.dcam import DCAM_OPTIONS
+from ..methods.dcam import DCAMOptions
 from .dcam import per_category_rows, run_latency
 from .experiments import LARGER_TEACHERS, STPM_LEVEL_SETS, STPM_TEACHER_DATASETS, STPM_TRAIN_FRACTIONS, ResultStore
 from .et_stpm import et_stpm_variant, finetune_pool_note
@@ -70,7 +70,7 @@ def rescored(records:pd.DataFrame, store, device:str|None=None, batch_size:int=3
     return rescore_runs([store.run_dir(r) for r in records.run_id], device=device, batch_size=batch_size)
 
 # %% ../../nbs/12_reproduced_tables.ipynb 15
-DCAM_BEST = {'options.attention': DCAM_OPTIONS['attention'], 'options.loss': DCAM_OPTIONS['loss']}
+DCAM_BEST = {'options.attention': DCAMOptions().attention, 'options.loss': DCAMOptions().loss}
 
 def dcam_table1_row(run:pd.Series)->str|None:
     "Row of a DCAM Table 1 run: the multi-class STPM baseline or DCAM's best configuration"

@@ -13,7 +13,7 @@ from ..core.backbones import BACKBONES
 from ..core.data import MVTEC_CATEGORIES
 from ..core.fusion import FUSIONS, gaussian_smooth
 from ..core.metrics import evaluate_maps
-from ..methods.rstpm import RSTPM, RSTPM_OPTIONS, model_levels, resolution_subsets, rstpm_map_subsets
+from ..methods.rstpm import RSTPM, RSTPMOptions, model_levels, resolution_subsets, rstpm_map_subsets
 from ..engine.evaluate import load_model, predict
 from ..engine.train import TrainConfig, check_config_fields, load_data
 from .experiments import EXPERIMENTS, Experiment, flatten_record
@@ -88,6 +88,7 @@ def rstpm_experiment(table:int, # table number of the RSTPM paper, 1-5
                      data_root:str|None=None, # MVTec AD root; None reads `MVTEC_AD_ROOT`
                      device:str='auto',
                      teacher_pairs=None, # Table 4's (teacher 1, teacher 2) pairs; None: the paper's pairs with the stand-ins
+                     progress:bool=True, # progress bars of work the factory does itself (none here)
                      **overrides, # other `TrainConfig` fields for every run, e.g. batch_size=16
                     )->list: # of `Experiment`
     "The runs behind one table of Yamada & Hotta, 'Reconstruction Student with Attention for STPM' (2021)"
@@ -103,7 +104,7 @@ def rstpm_experiment(table:int, # table number of the RSTPM paper, 1-5
     def paper_teachers(t1, t2): return {t1: f"{stands_for[t1]}+{stands_for[t2]}"} if {t1, t2} <= set(stands_for) else {}
     base = TrainConfig(**{'method': 'rstpm', 'teacher': teacher, 'epochs': epochs, 'image_size': image_size,
                           'data_root': data_root, 'device': device, 'fusion': 'sum_then_product',
-                          **overrides, 'options': {**RSTPM_OPTIONS, 'second_teacher': deeper}})
+                          **overrides, 'options': dataclasses.asdict(RSTPMOptions(second_teacher=deeper))})
     rows, ours = {'category': categories, 'seed': seeds}, paper_teachers(teacher, deeper)
     if table in (1, 2, 3):
         stpm = dataclasses.replace(base, method='stpm', fusion='product', options={})
@@ -122,17 +123,17 @@ RSTPM_TABLE_METRICS = {1: ('pixel_auroc', 'pro'), 2: ('image_auroc',), 3: ('pixe
 
 def _option(run:pd.Series, name:str):
     value = run.get(f'options.{name}')
-    return RSTPM_OPTIONS[name] if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
+    return getattr(RSTPMOptions(), name) if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
 
 def rstpm_row(table:int, # the paper's table
               run:pd.Series, # one run: config fields (`options.<name>`) and metrics; for Table 3 a `rescore_runs` line
-              second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows outside Table 4
+              second_teacher:str=RSTPMOptions().second_teacher, # teacher 2 of the rows outside Table 4
               teacher:str='resnet18', # teacher 1 (and STPM's backbone) of the rows outside Table 4
              )->str|None: # the row key, None for a run outside the table
     "Row of an RSTPM table that `run` reproduces"
     if table not in RSTPM_TABLE_METRICS: raise ValueError(f"the RSTPM paper's tables are 1 to 5; got table {table!r}")
     method, teacher1 = run.get('method'), run_field(run, 'teacher')
-    wanted = {**RSTPM_OPTIONS, 'second_teacher': second_teacher}
+    wanted = {**dataclasses.asdict(RSTPMOptions()), 'second_teacher': second_teacher}
     def default_except(*free): return all(_option(run, k) == v for k, v in wanted.items() if k not in free)
     if table == 4 and method == 'rstpm':
         return f"rstpm_{teacher1}_{_option(run, 'second_teacher')}" if default_except('second_teacher') else None
@@ -147,7 +148,7 @@ def rstpm_row(table:int, # the paper's table
 
 def rstpm_comparison(table:int, # 1 to 5
                      ours:pd.DataFrame, # records of finished runs (e.g. what `reproduce` returns); Table 3: `rescore_runs`' lines
-                     second_teacher:str=RSTPM_OPTIONS['second_teacher'], # teacher 2 of the rows outside Table 4
+                     second_teacher:str=RSTPMOptions().second_teacher, # teacher 2 of the rows outside Table 4
                      teacher:str='resnet18', # teacher 1 of the rows outside Table 4
                     )->pd.DataFrame: # columns `COMPARISON_COLUMNS`
     "One RSTPM table, paper vs ours, every row the paper printed (`compare_table`)"
