@@ -127,10 +127,10 @@ def method_config(method:str='stpm', # a registered method (`METHODS`)
                   **fields, # other `TrainConfig` fields; None keeps the recipe's value
                  )->TrainConfig:
     "A run of `method` with its paper's recipe (`TRAINING_RECIPES`), except where `fields` say otherwise"
-    if not load_method(method): raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    options = config_options(method, options)  # loads the method's module; refuses an unknown method or option
     check_config_fields(fields)
     return TrainConfig(**{**dataclasses.asdict(TRAINING_RECIPES[method]), **{k: v for k, v in fields.items() if v is not None},
-                          'method': method, 'options': config_options(method, options)})
+                          'method': method, 'options': options})
 
 # %% ../../nbs/08_train.ipynb 11
 def device_for(config:TrainConfig)->torch.device:
