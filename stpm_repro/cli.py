@@ -55,11 +55,11 @@ def run_demo(out_dir='stpm_demo', # where the data, the run and the figure go
     data = load_category(out_dir/'data', category, image_size, progress=progress)
     metrics = train_and_evaluate(config, out_dir/'run', data=data, progress=progress)
     scorer = load_run(out_dir/'run')
-    defective = one_per_defect_type(data, 4)
-    out = predict(scorer.model, data.test_images[defective], with_levels=True)
-    fig = plot_anomaly_maps(data.test_images[defective], out['levels'][0], out['maps'], data.test_masks[defective],
-                            ['level 2 (1/4)', 'level 3 (1/8)', 'level 4 (1/16)'],
-                            [data.test_defect_types[i] for i in defective])
+    shown = one_per_defect_type(data, 3, with_good=True)  # a defect-free row first, for reference
+    out = predict(scorer.model, data.test_images[shown], with_levels=True)
+    fig = plot_anomaly_maps(data.test_images[shown], out['levels'][0], out['maps'], data.test_masks[shown],
+                            ['level 2 (1/4)', 'level 3 (1/8)', 'level 4 (1/16)'], [data.test_defect_types[i] for i in shown], out['scores'])
+    fig.suptitle(f'STPM demo on {category}: teacher {config.teacher}, {image_size} px, {epochs} epochs')
     fig.savefig(out_dir/'anomaly_maps.png', dpi=80)
     return metrics
 

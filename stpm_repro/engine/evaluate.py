@@ -271,14 +271,16 @@ def load_run(run_dir, # a finished training run
 
 # %% ../../nbs/09_evaluate.ipynb 22
 def one_per_defect_type(data, # a `CategoryData`
-                        n:int, # how many indices at most
+                        n:int, # how many defective indices at most
+                        with_good:bool=False, # put the first defect-free test image in front (a figure's reference row)
                        )->list: # indices into `data.test_images`
     "Up to `n` defective test images: the first of each defect type (in file order), then the others in order"
     defective = torch.nonzero(data.test_labels).flatten().tolist()
     first_of_type = {}
     for i in defective: first_of_type.setdefault(data.test_defect_types[i], i)
     firsts = list(first_of_type.values())
-    return (firsts + [i for i in defective if i not in firsts])[:n]
+    good = torch.nonzero(data.test_labels == 0).flatten().tolist()[:1] if with_good else []
+    return good + (firsts + [i for i in defective if i not in firsts])[:n]
 
 # %% ../../nbs/09_evaluate.ipynb 24
 def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
@@ -287,23 +289,26 @@ def plot_anomaly_maps(images:torch.Tensor, # (n,3,H,W) uint8 images
                       masks:torch.Tensor|None=None, # (n,H,W) ground truth, outlined on the input
                       level_names:list|None=None, # titles of the level columns
                       titles:list|None=None, # one title per row (e.g. the defect type)
+                      scores=None, # (n,) image scores, written on each row
                      ):
-    "A matplotlib figure: input, per-level maps, fused map, ground truth"
+    "A matplotlib figure: input, per-level maps and fused map (each column on one colour scale, with its colour bar), ground truth"
     import matplotlib.pyplot as plt
     level_names = level_names or [f'level {i + 1}' for i in range(len(levels))]
-    n, cols = len(images), len(levels) + 3
-    fig, axes = plt.subplots(n, cols, figsize=(2.2*cols, 2.2*n), squeeze=False)
+    n, columns = len(images), [*levels, fused]
+    fig, axes = plt.subplots(n, len(columns) + 2, figsize=(2.2*(len(columns) + 2), 2.2*n + 0.6), squeeze=False, layout='constrained')
+    for j, (name, maps) in enumerate(zip([*level_names, 'fused'], columns), 1):
+        maps = maps.float().cpu()
+        for i in range(n): shown = axes[i, j].imshow(maps[i].numpy(), cmap='jet', vmin=maps.min().item(), vmax=maps.max().item())
+        axes[0, j].set_title(name, fontsize=9)
+        fig.colorbar(shown, ax=axes[:, j], location='bottom', shrink=0.9, aspect=15)
     for i in range(n):
-        row = axes[i]
         rgb = images[i].permute(1, 2, 0).cpu().numpy()
-        panels = [('input', rgb, None)] + [(name, m[i].float().cpu().numpy(), 'jet') for name, m in zip(level_names, levels)]
-        panels += [('fused', fused[i].float().cpu().numpy(), 'jet'), ('ground truth', rgb, None)]
-        for ax, (name, img, cmap) in zip(row, panels):
-            ax.imshow(img, cmap=cmap); ax.set_axis_off()
-            if i == 0: ax.set_title(name, fontsize=9)
-        if masks is not None: row[-1].contour(masks[i].cpu().numpy(), levels=[0.5], colors='red', linewidths=1)
-        if titles: row[0].text(-8, images.shape[-2]/2, titles[i], rotation=90, va='center', ha='right', fontsize=9)
-    fig.tight_layout()
+        axes[i, 0].imshow(rgb); axes[i, -1].imshow(rgb)
+        if masks is not None: axes[i, -1].contour(masks[i].cpu().numpy(), levels=[0.5], colors='red', linewidths=1)
+        label = '\n'.join(s for s in ((titles[i] if titles else ''), (f'score {float(scores[i]):.3g}' if scores is not None else '')) if s)
+        axes[i, 0].text(-8, images.shape[-2]/2, label, rotation=90, va='center', ha='right', fontsize=9)
+    axes[0, 0].set_title('input', fontsize=9); axes[0, -1].set_title('ground truth', fontsize=9)
+    for ax in axes.flat: ax.set_axis_off()
     return fig
 
 # %% ../../nbs/09_evaluate.ipynb 27

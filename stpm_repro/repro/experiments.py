@@ -4,13 +4,13 @@
 
 # %% auto 0
 __all__ = ['STPM_LEVEL_SETS', 'STPM_TEACHER_DATASETS', 'STPM_TRAIN_FRACTIONS', 'STPM_TEACHER', 'STPM_WIDE_TEACHER',
-           'LARGER_TEACHERS', 'EXPERIMENTS', 'PAPER_MODULES', 'PAPERS', 'MACHINE_FIELDS', 'RUNNERS', 'SUMMARY_COLUMNS',
-           'REPRODUCE_EPILOG', 'PAPER_FLAGS', 'Experiment', 'wide_teacher_for', 'teacher_checkpoint_path',
-           'stpm_experiment', 'paper_factory', 'build_experiments', 'portable_config', 'run_id', 'parse_shard',
-           'unique_configs', 'shard', 'configs_of_shard', 'library_commit', 'flatten_record', 'ResultStore',
-           'register_runner', 'runner_for', 'adopt_run_dir', 'earlier_training_seconds', 'run_and_record', 'reproduce',
-           'reproduce_with_messages_on_stderr', 'add_reproduce_parser', 'paper_arguments', 'reproduce_command',
-           'make_mvtec_standin', 'time_table1']
+           'LARGER_TEACHERS', 'EXPERIMENTS', 'PAPER_MODULES', 'PAPERS', 'MACHINE_FIELDS', 'RUNNERS', 'RECORDED_METRICS',
+           'SUMMARY_COLUMNS', 'REPRODUCE_EPILOG', 'PAPER_FLAGS', 'Experiment', 'wide_teacher_for',
+           'teacher_checkpoint_path', 'stpm_experiment', 'paper_factory', 'build_experiments', 'portable_config',
+           'run_id', 'parse_shard', 'unique_configs', 'shard', 'configs_of_shard', 'library_commit', 'flatten_record',
+           'ResultStore', 'register_runner', 'runner_for', 'adopt_run_dir', 'earlier_training_seconds',
+           'run_and_record', 'reproduce', 'reproduce_with_messages_on_stderr', 'recorded_run_dir',
+           'add_reproduce_parser', 'paper_arguments', 'reproduce_command', 'make_mvtec_standin', 'time_table1']
 
 # %% ../../nbs/10_experiments.ipynb 2
 import contextlib, dataclasses, functools, hashlib, importlib, itertools, json, re, socket, subprocess, sys, time
@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 import stpm_repro
@@ -248,7 +249,7 @@ class ResultStore:
                   'wall_seconds_this_process': wall_seconds if wall_seconds_this_process is None else wall_seconds_this_process,
                   'paper_teacher': paper_teacher,
                   'device': metrics.get('device', config.device), 'library_version': stpm_repro.__version__,
-                  'git_commit': library_commit(), 'host': socket.gethostname(),
+                  'git_commit': library_commit(), 'host': socket.gethostname(), 'torch_threads': torch.get_num_threads(),
                   'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds')}
         atomic_write_json(self.record_path(rid), record)
         return record
@@ -258,6 +259,14 @@ class ResultStore:
         path = self.record_path(run_id)
         try: return json.loads(path.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); delete it to redo that run") from None
+
+    def provenance(self, run_id:str)->str:
+        "One line naming a run's record file and what made it: seed, budget, commit, device, precision, torch threads, wall time"
+        r, path = self.load(run_id), self.record_path(run_id)
+        c = r['config']
+        return (f"{path}: seed {c['seed']}, {c['image_size']} px, {c['epochs']} epochs, commit {(r.get('git_commit') or 'unknown')[:10]}, "
+                f"device {r.get('device')}, precision {c.get('precision', 'fp32')}, torch threads {r.get('torch_threads', '?')}, "
+                f"{r['wall_seconds']/60:.1f} min, finished {r.get('finished_at')}")
 
     def run_ids(self)->list: return sorted(p.stem for p in (self.root/'records').glob('*.json'))
 
@@ -381,7 +390,33 @@ def reproduce_with_messages_on_stderr(**kwargs)->pd.DataFrame:
     "`reproduce` with everything it prints sent to stderr (what the processes of `jobs=N` run: stdout is for results)"
     with contextlib.redirect_stdout(sys.stderr): return reproduce(**kwargs)
 
-# %% ../../nbs/10_experiments.ipynb 45
+# %% ../../nbs/10_experiments.ipynb 47
+RECORDED_METRICS = ('image_auroc', 'pixel_auroc', 'pro') # what a retrained run must reproduce
+
+def recorded_run_dir(store, # `ResultStore` or its folder
+                     run_id:str, # a run the store has a record of
+                     data_root=None, # MVTec AD root of this machine; None reads `MVTEC_AD_ROOT`
+                     progress:bool=True,
+                     tolerance:float=0.01, # largest accepted difference of each metric from the record's
+                    )->Path:
+    "The run directory of a recorded run, retrained from its record (on the CPU) when this checkout lacks it"
+    store = store if isinstance(store, ResultStore) else ResultStore(store)
+    record, run_dir = store.load(run_id), store.run_dir(run_id)
+    if (run_dir/'metrics.json').is_file(): return run_dir
+    config = dataclasses.replace(TrainConfig.from_dict(record['config'], str(store.record_path(run_id))),
+                                 data_root=None if data_root is None else str(data_root), device='cpu')
+    threads = torch.get_num_threads()
+    torch.set_num_threads(record.get('torch_threads') or threads)
+    try: metrics = runner_for(config.method)(config, run_dir, progress=progress)
+    finally: torch.set_num_threads(threads)
+    for key in RECORDED_METRICS:
+        ours, recorded = metrics.get(key), record['metrics'].get(key)
+        if ours is not None and recorded is not None and abs(ours - recorded) > tolerance:
+            raise ValueError(f"{store.record_path(run_id)}: retrained, {key} is {ours:.4f} where the record says {recorded:.4f} "
+                             f"(commit {record.get('git_commit')}); the code has changed since: rerun the table into a new store")
+    return run_dir
+
+# %% ../../nbs/10_experiments.ipynb 50
 SUMMARY_COLUMNS = ['experiment', 'method', 'category', 'teacher', 'paper_teacher', 'levels', 'train_fraction', 'seed',
                    'image_auroc', 'pixel_auroc', 'pro', 'wall_seconds']
 
@@ -439,7 +474,7 @@ def reproduce_command(args)->str:
     table = records[columns].to_string(index=False, float_format='{:.3f}'.format) if len(records) else 'no finished runs yet'
     return f"{table}\n{args.paper} table {args.table}: {len(records)} runs finished; all results in {Path(args.store)/'results.csv'}"
 
-# %% ../../nbs/10_experiments.ipynb 49
+# %% ../../nbs/10_experiments.ipynb 54
 def make_mvtec_standin(root, # folder that will hold the category folders (existing ones are kept)
                        image_size:int=256, # side of the generated images
                        categories=MVTEC_CATEGORIES, # which of MVTec AD's categories to imitate

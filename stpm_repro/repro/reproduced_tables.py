@@ -6,14 +6,15 @@
 __all__ = ['READING', 'BLOCK_ROWS', 'FEW_IMAGES_ROWS', 'DCAM_BEST', 'ET_STPM_VARIANT_ROWS', 'TABLES', 'printed_rows',
            'stpm_teacher_rows', 'pretrained_on', 'second_of', 'rstpm_pair_rows', 'rescored', 'dcam_table1_row',
            'dcam_ablation_row', 'with_latency', 'et_stpm_row', 'hyperparameter_table', 'ReproducedTable', 'wide_of',
-           'table_entry', 'comparison', 'full_table', 'table_note', 'table_report', 'runs_table', 'tables_of',
-           'reproduced_tables_text']
+           'table_entry', 'comparison', 'full_table', 'table_note', 'table_report', 'one_category_table',
+           'plot_paper_vs_ours', 'runs_table', 'tables_of', 'reproduced_tables_text']
 
 # %% ../../nbs/12_reproduced_tables.ipynb 3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from ..methods.dcam import DCAMOptions
@@ -21,7 +22,7 @@ from .dcam import per_category_rows, run_latency
 from .experiments import LARGER_TEACHERS, STPM_LEVEL_SETS, STPM_TEACHER_DATASETS, STPM_TRAIN_FRACTIONS, ResultStore
 from .et_stpm import et_stpm_variant, finetune_pool_note
 from .rstpm import RSTPM_TEACHER_PAIRS, deeper_teacher, rescore_runs, rstpm_row
-from .tables import compare_table, paper_results, paper_table, run_field, stpm_row, substitution_note, to_markdown
+from .tables import METRIC_LABELS, compare_table, paper_results, paper_table, run_field, stpm_row, substitution_note, to_markdown
 
 # %% ../../nbs/12_reproduced_tables.ipynb 5
 READING = dict(teacher='resnet18', # our backbone standing for the paper's ResNet-18 (STPM, RSTPM teacher 1, DCAM, ET-STPM)
@@ -199,7 +200,37 @@ def table_report(paper:str, table, records:pd.DataFrame, **reading)->str:
     note = '\n'.join(n for n in (table_note(paper, table, **reading), table_entry(paper, table).note(records)) if n)
     return f"{paper} table {table}, paper beside ours:\n" + (f"{note}\n" if note else '') + to_markdown(full_table(paper, table, records, **reading))
 
-# %% ../../nbs/12_reproduced_tables.ipynb 34
+# %% ../../nbs/12_reproduced_tables.ipynb 28
+def one_category_table(paper:str, table, # e.g. ('stpm', 1)
+                       records:pd.DataFrame, # finished runs as `reproduce` returns them
+                       category:str='bottle',
+                       **reading, # `READING` keywords
+                      )->pd.DataFrame: # row, metric, paper <category>, paper mean, ours, ±, n
+    "The rows of ours on one category, beside the paper's value for that category and the paper's mean"
+    lines = comparison(paper, table, records, **reading)
+    ours = lines[(lines.category == category) & (lines.n_seeds > 0)]
+    printed_mean = lines[lines.category == 'mean'].set_index(['row', 'metric']).paper
+    return pd.DataFrame({'row': ours.row.values, 'metric': ours.metric.map(lambda m: METRIC_LABELS.get(m, m)).values,
+                         f'paper {category}': ours.paper.values,
+                         'paper mean': [printed_mean.get((r, m), np.nan) for r, m in zip(ours.row, ours.metric)],
+                         'ours': ours.ours_mean.values, '±': ours.ours_std.values, 'n': ours.n_seeds.values})
+
+# %% ../../nbs/12_reproduced_tables.ipynb 31
+def plot_paper_vs_ours(table:pd.DataFrame, # a `one_category_table`
+                       title:str, # says the category, teacher and budget
+                       paper_column:str='paper mean', # or 'paper <category>' where the paper prints per-category cells
+                      ):
+    "A seaborn heatmap of a `one_category_table`: its rows down, (metric, paper / ours) across, on one 0.5-1 colour scale"
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    cells = table.rename(columns={paper_column: 'paper'}).melt(id_vars=['row', 'metric'], value_vars=['paper', 'ours'], var_name='source')
+    cells = cells.pivot_table(index='row', columns=['metric', 'source'], values='value', sort=False, dropna=False)
+    fig, ax = plt.subplots(figsize=(1.1*cells.shape[1] + 2.5, 0.45*len(cells) + 1.8))
+    sns.heatmap(cells, annot=True, fmt='.3f', vmin=0.5, vmax=1, cmap='viridis', cbar_kws={'label': 'AUROC / PRO'}, ax=ax)
+    ax.set_xlabel(''); ax.set_ylabel(''); ax.set_title(title, fontsize=10)
+    return fig
+
+# %% ../../nbs/12_reproduced_tables.ipynb 40
 def runs_table(paper:str, table:int)->int:
     "The table `reproduce` runs for `paper`'s `table`"
     return table_entry(paper, table).runs
